@@ -1,0 +1,271 @@
+"""What a running node can reach through Trio's context: its task's identity,
+the run's event channel, and the resume values of its ``interrupt()`` calls.
+
+Each node task sets :data:`_current` once when it starts; Trio gives every task
+its own copy of the context, and ``trio.to_thread.run_sync`` carries it into
+worker threads, so ``get_stream_writer()``, ``interrupt()`` and the LLM client
+find the node they run in without being told. Outside a node they raise
+:class:`RuntimeError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Generator
+from contextvars import ContextVar
+from typing import Any
+
+import attrs
+import trio
+
+from ._events import Custom, Event, Token
+from ._types import Interrupt
+from ._util import final
+
+__all__ = [
+    "Emitter",
+    "GraphInterrupt",
+    "StreamWriter",
+    "TaskContext",
+    "check_cancelled",
+    "current_task",
+    "emit_token",
+    "get_stream_writer",
+    "interrupt",
+]
+
+
+@attrs.define(slots=True, eq=False)
+class Emitter:
+    """A run's event sink: the channel (or ``None``) and which modes are wanted.
+
+    One per top-level run, shared by its subgraphs; the flags are read on
+    every event, so a mode nobody asked for costs one attribute read.
+    """
+
+    send: trio.MemorySendChannel[Event] | None
+    values: bool = False
+    updates: bool = False
+    custom: bool = False
+    messages: bool = False
+    tasks: bool = False
+    thread: int = attrs.field(factory=threading.get_ident)
+
+    @classmethod
+    def for_modes(
+        cls, send: trio.MemorySendChannel[Event] | None, modes: frozenset[str]
+    ) -> Emitter:
+        if send is None:
+            return cls(None)
+        return cls(
+            send,
+            values="values" in modes,
+            updates="updates" in modes,
+            custom="custom" in modes,
+            messages="messages" in modes,
+            tasks="tasks" in modes,
+        )
+
+
+@attrs.define(slots=True, eq=False)
+class TaskContext:
+    """The running node task: who it is, where it streams, what it resumes with."""
+
+    emitter: Emitter
+    node: str
+    step: int
+    task_id: str
+    ns: tuple[str, ...]
+    resume: list[Any]
+    durable: bool
+    interrupts_seen: int = 0
+    tokens_streams: int = 0
+
+
+_current: ContextVar[TaskContext | None] = ContextVar("trigraph_task", default=None)
+
+
+def current_task() -> TaskContext | None:
+    """The context of the node task running now, or ``None`` outside a node."""
+    return _current.get()
+
+
+def _require(what: str) -> TaskContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError(f"{what} can only be called inside a running trigraph node")
+    return ctx
+
+
+class _Done:
+    """An awaitable that is already complete (returned to sync callers)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover
+
+
+_DONE = _Done()
+
+
+@final
+class StreamWriter:
+    """Streams values as ``Custom`` events from the node that got it.
+
+    In an async node ``await writer(data)``: it waits while the stream's buffer
+    is full (backpressure) and is always a checkpoint. In a sync node (a worker
+    thread) call ``writer(data)``: it blocks the thread the same way.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: TaskContext) -> None:
+        self._ctx = ctx
+
+    def __call__(self, data: Any) -> Awaitable[None]:
+        ctx = self._ctx
+        em = ctx.emitter
+        if threading.get_ident() != em.thread:
+            if em.custom:
+                trio.from_thread.run(self._send, data)
+            return _DONE
+        if not em.custom:
+            return trio.lowlevel.checkpoint()
+        return self._send(data)
+
+    async def _send(self, data: Any) -> None:
+        ctx = self._ctx
+        assert ctx.emitter.send is not None
+        await ctx.emitter.send.send(Custom(ctx.step, ctx.node, data, ctx.ns))
+
+
+def get_stream_writer() -> StreamWriter:
+    """The writer that streams ``Custom`` events from the current node.
+
+    Values written reach consumers of the ``"custom"`` mode in the order they
+    were written; when nobody asked for that mode they are dropped at no cost.
+
+    Raises:
+      RuntimeError: when called outside a running node.
+
+    Example:
+      >>> import trio
+      >>> from trigraph import END, START, StateGraph, get_stream_writer
+      >>> async def count(state: dict) -> None:
+      ...     write = get_stream_writer()
+      ...     for i in range(3):
+      ...         await write(i)
+      >>> g = StateGraph(dict)
+      >>> _ = g.add_node(count).add_edge(START, "count").add_edge("count", END)
+      >>> async def main():
+      ...     async with g.compile().stream({}, modes=("custom",)) as events:
+      ...         return [e.data async for e in events]
+      >>> trio.run(main)
+      [0, 1, 2]
+
+    .. versionadded:: 0.1
+    """
+    return StreamWriter(_require("get_stream_writer()"))
+
+
+class GraphInterrupt(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by ``interrupt()`` to pause the run; the engine catches it.
+
+    It derives from ``BaseException`` so that a node's ``except Exception``
+    cannot swallow a pause by accident.
+    """
+
+    def __init__(self, interrupt: Interrupt) -> None:
+        super().__init__(interrupt)
+        self.interrupt = interrupt
+
+
+def interrupt_id(ns: tuple[str, ...], task_id: str, index: int) -> str:
+    """The stable id of the *index*-th ``interrupt()`` of a task."""
+    import hashlib
+
+    raw = "|".join((*ns, task_id, str(index))).encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the run for a human (or any outside) answer, and return that answer.
+
+    The first time it runs, ``interrupt`` stops the node, the step finishes its
+    other tasks, and the run pauses: the stream ends with an ``Interrupted``
+    event and the thread's state lists the pending ``Interrupt``. When the
+    thread resumes with ``ainvoke(Command(resume=answer), thread=...)`` the node
+    runs again from its start, and this call returns *answer*. Several
+    ``interrupt`` calls in one node are answered in order, one resume each.
+
+    Code before ``interrupt`` runs again on resume: keep it idempotent.
+
+    Raises:
+      RuntimeError: outside a running node, or in a run without a
+        checkpointer and a thread (a pause needs somewhere to wait).
+
+    .. versionadded:: 0.1
+    """
+    ctx = _require("interrupt()")
+    if not ctx.durable:
+        raise RuntimeError(
+            f"interrupt() in node {ctx.node!r} needs a durable run: compile the graph "
+            "with a checkpointer and pass thread= to ainvoke/stream"
+        )
+    index = ctx.interrupts_seen
+    ctx.interrupts_seen = index + 1
+    if index < len(ctx.resume):
+        return ctx.resume[index]
+    raise GraphInterrupt(Interrupt(value, ctx.node, interrupt_id(ctx.ns, ctx.task_id, index)))
+
+
+async def emit_token(text: str, *, model: str | None = None, stream_id: int = 0) -> None:
+    """Send *text* as a ``Token`` event of the current node, if anyone listens.
+
+    Called by ``trigraph.llm`` for every token; outside a node, or when the run
+    was not asked for the ``"messages"`` mode, it returns at once without a
+    checkpoint (the caller's own receive is the checkpoint).
+    """
+    ctx = _current.get()
+    if ctx is None:
+        return
+    em = ctx.emitter
+    if not em.messages or em.send is None:
+        return
+    await em.send.send(Token(ctx.step, ctx.node, text, ctx.ns, model, stream_id))
+
+
+def next_stream_id() -> int:
+    """A fresh id for one LLM answer within the current node (0 outside a node)."""
+    ctx = _current.get()
+    if ctx is None:
+        return 0
+    ctx.tokens_streams += 1
+    return ctx.tokens_streams - 1
+
+
+def check_cancelled() -> None:
+    """Raise ``trio.Cancelled`` in a sync node whose run has been cancelled.
+
+    A sync node runs in a worker thread; cancelling the run waits for the
+    thread to return (the run never reports done while a node thread still
+    runs). Long sync nodes call this now and then so that a cancellation,
+    a ``timeout=`` or leaving a stream stops them promptly.
+
+    Raises:
+      trio.Cancelled: the node's run was cancelled.
+      RuntimeError: not called from a sync node's worker thread.
+
+    .. versionadded:: 0.1
+    """
+    ctx = _current.get()
+    if ctx is None or threading.get_ident() == ctx.emitter.thread:
+        raise RuntimeError(
+            "check_cancelled() is for sync nodes running in worker threads; "
+            "async nodes are cancelled at their next await"
+        )
+    trio.from_thread.check_cancelled()

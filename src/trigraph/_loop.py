@@ -1,0 +1,364 @@
+"""The superstep loop: the one place where a run's tasks are scheduled.
+
+Each superstep runs its tasks as children of one Trio nursery. A task never
+touches the state: it returns writes, which are applied after every task of
+the step has finished, in *task order* (the order the step was planned in),
+so the state and every ``Values`` event are the same under any interleaving.
+Then the edges, joins, routers and ``goto`` targets plan the next step.
+
+Invariants kept here:
+- a step's tasks are all finished or cancelled before the next step starts;
+- no task outlives the run (they are children of the step's nursery);
+- an exception from one task cancels its siblings and reaches the caller
+  unwrapped when it is the only one, with a note naming node and step;
+- the checkpoint of step *s* is committed before step *s + 1* starts (in the
+  default ``"sync"`` durability).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+
+from ._context import Emitter, GraphInterrupt, TaskContext, _current
+from ._events import Interrupted, TaskEnd, TaskStart, Update, Values
+from ._exceptions import GraphRecursionError, GraphValidationError
+from ._merge import Writes, apply_writes
+from ._node import NodeSpec, as_sequence, call_node, read_result
+from ._types import END, START, Interrupt, Send
+from ._util import Sentinel
+
+if TYPE_CHECKING:
+    from ._durable import Durable
+    from ._graph import Branch, GraphSpec
+
+__all__ = ["NO_ARG", "Run", "Task", "TaskPlan"]
+
+NO_ARG: Final = Sentinel("NO_ARG")
+"""A task's argument when it reads the state (it was not started by a ``Send``)."""
+
+
+@attrs.frozen(slots=True)
+class TaskPlan:
+    """A task still to run: *node*, and its ``Send`` argument (or ``NO_ARG``)."""
+
+    node: str
+    arg: Any = NO_ARG
+
+
+@attrs.define(slots=True, eq=False)
+class Task:
+    """One node invocation within a superstep, and what it wrote."""
+
+    spec: NodeSpec
+    arg: Any
+    index: int
+    id: str
+    writes: Writes = ()
+    goto: tuple[str | Send, ...] = ()
+    done: bool = False
+    interrupt: Interrupt | None = None
+    resume: list[Any] = attrs.Factory(list)
+
+
+@attrs.define(slots=True, eq=False)
+class Pause:
+    """Why a run stopped before END: interrupts, or ``interrupt_before/after``."""
+
+    interrupts: list[Interrupt]
+
+
+@attrs.define(eq=False)
+class Run:
+    """One run of a graph (or of a subgraph inside a parent task).
+
+    The loop owns ``values`` (mutated only between steps), ``step`` (the
+    thread's absolute superstep number), and ``joins`` (the sources of each
+    join seen since it last fired).
+    """
+
+    graph: GraphSpec
+    emitter: Emitter
+    values: dict[str, Any]
+    step: int = 0
+    ns: tuple[str, ...] = ()
+    joins: dict[int, set[str]] = attrs.Factory(dict)
+    recursion_limit: int = 10_000
+    thread_limiter: trio.CapacityLimiter | None = None
+    run_limiter: trio.CapacityLimiter | None = None
+    node_limiters: dict[str, trio.CapacityLimiter] = attrs.Factory(dict)
+    stop: trio.Event | None = None
+    durable: Durable | None = None
+    interrupt_before: frozenset[str] = frozenset()
+    interrupt_after: frozenset[str] = frozenset()
+    written: list[tuple[str, Any]] | None = None
+    paused: Pause | None = None
+    _errors: list[tuple[int, BaseException]] = attrs.Factory(list)
+    _scope: trio.CancelScope | None = None
+
+    # -- planning ---------------------------------------------------------
+
+    def make_tasks(self, plans: Sequence[TaskPlan], step: int) -> list[Task]:
+        nodes = self.graph.nodes
+        return [
+            Task(nodes[p.node], p.arg, i, f"{step}.{i}") for i, p in enumerate(plans)
+        ]
+
+    async def plan_from(self, sources: Sequence[tuple[str, tuple[str | Send, ...]]]) -> list[TaskPlan]:
+        """The next step's tasks after *sources* ``(node, goto)`` ran, in task order.
+
+        Plain targets come first, in the order their nodes were added to the
+        graph, each once however many sources trigger it; ``Send`` targets
+        follow in the order they were produced.
+        """
+        graph = self.graph
+        triggered: set[str] = set()
+        sends: list[TaskPlan] = []
+        for name, goto in sources:
+            targets = graph.edges.get(name)
+            if targets:
+                triggered.update(targets)
+            joins = graph.joins_by_source.get(name)
+            if joins:
+                for join in joins:
+                    seen = self.joins.setdefault(join.index, set())
+                    seen.add(name)
+                    if seen >= join.sources:
+                        triggered.add(join.target)
+                        del self.joins[join.index]
+            branches = graph.branches.get(name)
+            if branches:
+                for branch in branches:
+                    await self._route(branch, triggered, sends)
+            if goto:
+                self._add_targets(goto, triggered, sends, f"Command(goto=...) of node {name!r}")
+        triggered.discard(END)
+        if len(triggered) > 1:
+            order = graph.order
+            plain = sorted(triggered, key=order.__getitem__)
+        else:
+            plain = list(triggered)
+        plans = [TaskPlan(name) for name in plain]
+        plans.extend(sends)
+        return plans
+
+    async def _route(self, branch: Branch, triggered: set[str], sends: list[TaskPlan]) -> None:
+        state = self.graph.schema.node_input(self.values)
+        try:
+            result = branch.router(state)
+            if branch.is_async:
+                result = await result
+        except Exception as exc:
+            exc.add_note(f"in the router after node {branch.source!r}, step {self.step}")
+            raise
+        where = f"the router after node {branch.source!r}"
+        path_map = branch.path_map
+        if path_map is not None:
+            mapped: list[str | Send] = []
+            for item in as_sequence(result):
+                if isinstance(item, Send):
+                    mapped.append(item)
+                    continue
+                try:
+                    mapped.append(path_map[item])
+                except (KeyError, TypeError):
+                    raise GraphValidationError(
+                        f"{where} returned {item!r} in step {self.step}, which is not in its "
+                        f"path_map (it has: {', '.join(map(repr, path_map))})",
+                        node=branch.source,
+                    ) from None
+            result = mapped
+        self._add_targets(as_sequence(result), triggered, sends, where)
+
+    def _add_targets(
+        self,
+        targets: Sequence[Any],
+        triggered: set[str],
+        sends: list[TaskPlan],
+        where: str,
+    ) -> None:
+        nodes = self.graph.nodes
+        for target in targets:
+            if isinstance(target, Send):
+                if target.node not in nodes:
+                    raise GraphValidationError(
+                        f"{where} sent to unknown node {target.node!r} in step {self.step}",
+                        node=target.node,
+                    )
+                sends.append(TaskPlan(target.node, target.arg))
+            elif target == END:
+                continue
+            elif isinstance(target, str) and target in nodes:
+                triggered.add(target)
+            else:
+                raise GraphValidationError(
+                    f"{where} chose unknown node {target!r} in step {self.step}; it must "
+                    "return a node name, END, a Send, or a list of them",
+                    node=target if isinstance(target, str) else None,
+                )
+
+    # -- running ----------------------------------------------------------
+
+    async def run(self, plans: list[TaskPlan], done: dict[str, Task] | None = None) -> None:
+        """Run supersteps from *plans* until none is left, a pause, or a stop.
+
+        *done* maps task ids of the first step to tasks restored from a
+        checkpoint (finished writes, or resume values for an interrupt).
+        """
+        steps = 0
+        em = self.emitter
+        before = self.interrupt_before
+        after = self.interrupt_after
+        while plans:
+            if before and done is None and any(p.node in before for p in plans):
+                await self._pause_at([p.node for p in plans if p.node in before])
+                return
+            if steps >= self.recursion_limit:
+                raise GraphRecursionError(self.recursion_limit)
+            steps += 1
+            step = self.step + 1
+            tasks = self.make_tasks(plans, step)
+            if done:
+                for task in tasks:
+                    restored = done.get(task.id)
+                    if restored is not None:
+                        task.done = restored.done
+                        task.writes = restored.writes
+                        task.goto = restored.goto
+                        task.resume = restored.resume
+            done = None
+            self.step = step
+            await self._superstep(tasks)
+            if self.paused is not None:
+                return
+            written = [(t.spec.name, t.writes) for t in tasks]
+            durable = self.durable
+            old = durable.before_apply(self, written) if durable is not None else None
+            keys = apply_writes(self.values, self.graph.schema.reducers, written, step)
+            if self.written is not None:
+                for _node, writes in written:
+                    self.written.extend(writes)
+            plans = await self.plan_from([(t.spec.name, t.goto) for t in tasks])
+            if durable is not None:
+                await durable.after_step(self, old, keys, plans)
+            if em.values:
+                await self._emit_values()
+            if after and any(t.spec.name in after for t in tasks):
+                if plans:
+                    await self._pause_at([t.spec.name for t in tasks if t.spec.name in after])
+                    return
+            if self.stop is not None and self.stop.is_set():
+                return
+
+    async def _emit_values(self) -> None:
+        send = self.emitter.send
+        assert send is not None
+        state = self.graph.schema.output(self.values)
+        await send.send(Values(self.step, state, self.ns))
+
+    async def emit_initial(self) -> None:
+        if self.emitter.values:
+            await self._emit_values()
+
+    async def _pause_at(self, nodes: list[str]) -> None:
+        self.paused = Pause([])
+        if self.durable is not None:
+            await self.durable.mark_paused(self)
+        send = self.emitter.send
+        if send is not None:
+            for node in dict.fromkeys(nodes):
+                await send.send(Interrupted(self.step, node, None, "", self.ns))
+
+    async def _superstep(self, tasks: list[Task]) -> None:
+        self._errors = []
+        async with trio.open_nursery() as nursery:
+            self._scope = nursery.cancel_scope
+            for task in tasks:
+                if not task.done:
+                    nursery.start_soon(self._run_task, task)
+        self._scope = None
+        interrupted = [t for t in tasks if t.interrupt is not None]
+        if self._errors or interrupted:
+            if self.durable is not None:
+                await self.durable.save_pending(self, tasks)
+        if self._errors:
+            self._errors.sort(key=lambda pair: pair[0])
+            errors = [exc for _, exc in self._errors]
+            if len(errors) == 1:
+                raise errors[0]
+            raise ExceptionGroup(
+                f"{len(errors)} nodes failed in step {self.step}",
+                errors,  # type: ignore[arg-type]
+            )
+        if interrupted:
+            self.paused = Pause([t.interrupt for t in interrupted if t.interrupt])
+            send = self.emitter.send
+            if send is not None:
+                for intr in self.paused.interrupts:
+                    await send.send(
+                        Interrupted(self.step - 1, intr.node, intr.value, intr.id, self.ns)
+                    )
+            self.step -= 1
+
+    async def _run_task(self, task: Task) -> None:
+        spec = task.spec
+        em = self.emitter
+        step = self.step
+        ctx = TaskContext(
+            em, spec.name, step, task.id, self.ns, task.resume, self.durable is not None
+        )
+        _current.set(ctx)
+        arg = task.arg
+        if arg is NO_ARG:
+            arg = self.graph.schema.node_input(self.values)
+        if em.tasks:
+            started = trio.current_time()
+            assert em.send is not None
+            await em.send.send(TaskStart(step, spec.name, task.id, self.ns))
+        try:
+            if self.run_limiter is None:
+                result = await call_node(spec, arg, ctx, self)
+            else:
+                async with self.run_limiter:
+                    result = await call_node(spec, arg, ctx, self)
+            task.writes, task.goto, update = read_result(
+                result, spec.name, step, self.graph.schema
+            )
+        except GraphInterrupt as gi:
+            task.interrupt = gi.interrupt
+            return
+        except Exception as exc:
+            exc.add_note(f"in node {spec.name!r}, step {step}")
+            self._errors.append((task.index, exc))
+            if em.tasks:
+                assert em.send is not None
+                await em.send.send(
+                    TaskEnd(step, spec.name, task.id, trio.current_time() - started,
+                            repr(exc), self.ns)
+                )
+            assert self._scope is not None
+            self._scope.cancel()
+            return
+        task.done = True
+        if em.updates:
+            assert em.send is not None
+            await em.send.send(Update(step, spec.name, update, self.ns))
+        if em.tasks:
+            assert em.send is not None
+            await em.send.send(
+                TaskEnd(step, spec.name, task.id, trio.current_time() - started, None, self.ns)
+            )
+
+
+def limiter(n: int | None) -> trio.CapacityLimiter | None:
+    """A capacity limiter of *n* tokens, or ``None`` for no limit."""
+    if n is None or n == math.inf:
+        return None
+    return trio.CapacityLimiter(n)
+
+
+START_PLAN = TaskPlan(START)

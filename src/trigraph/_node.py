@@ -1,0 +1,224 @@
+"""Node adapters: one way to call any node, and to read what it returned.
+
+A node is a sync function (run in a worker thread, never on the event loop),
+an ``async def``, an async generator (each yielded value streamed as
+``Custom``; a yielded ``Command`` writes state), or a compiled graph (a
+subgraph). :func:`call_node` hides the kind, and adds the node's timeout and
+retry policy only where they were asked for, so a plain async node costs one
+``await``. :func:`read_result` turns what a node returned into writes and
+``goto`` targets, or raises an error that names the node and the step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Mapping, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import trio
+
+from ._context import TaskContext
+from ._events import Custom
+from ._exceptions import GraphValidationError, InvalidUpdateError, NodeTimeoutError
+from ._types import Command, RetryPolicy, Send
+
+if TYPE_CHECKING:
+    from ._loop import Run
+    from ._merge import Writes
+    from ._schema import Schema
+
+__all__ = ["NodeSpec", "call_node", "read_result"]
+
+Kind = Literal["async", "sync", "agen", "graph"]
+
+
+def node_kind(fn: Any) -> Kind:
+    """Classify *fn*; raise :class:`GraphValidationError` if it cannot be a node."""
+    from ._compiled import CompiledGraph
+
+    if isinstance(fn, CompiledGraph):
+        return "graph"
+    if not callable(fn):
+        raise GraphValidationError(f"a node must be callable or a compiled graph, not {fn!r}")
+    call = fn if inspect.isroutine(fn) or isinstance(fn, type) else type(fn).__call__
+    target = inspect.unwrap(call)
+    if inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(fn):
+        return "agen"
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
+        return "async"
+    return "sync"
+
+
+@attrs.frozen(slots=True)
+class NodeSpec:
+    """A node as compiled: its callable, kind and per-node policies."""
+
+    name: str
+    fn: Any
+    kind: Kind
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    max_concurrency: int | None = None
+    destinations: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """True when no retry, timeout or limiter wraps the call."""
+        return self.retry is None and self.timeout is None and self.max_concurrency is None
+
+
+async def _call_once(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
+    kind = spec.kind
+    if kind == "async":
+        return await spec.fn(arg)
+    if kind == "sync":
+        return await trio.to_thread.run_sync(spec.fn, arg, limiter=run.thread_limiter)
+    if kind == "agen":
+        return await _drive_agen(spec, arg, ctx)
+    return await spec.fn._run_subgraph(arg, ctx, run)
+
+
+async def _drive_agen(spec: NodeSpec, arg: Any, ctx: TaskContext) -> Any:
+    em = ctx.emitter
+    commands: list[Command] = []
+    async with aclosing(spec.fn(arg)) as agen:
+        async for item in agen:
+            if isinstance(item, Command):
+                commands.append(item)
+            elif em.custom:
+                assert em.send is not None
+                await em.send.send(Custom(ctx.step, ctx.node, item, ctx.ns))
+            else:
+                await trio.lowlevel.checkpoint()
+    if not commands:
+        return None
+    if len(commands) == 1:
+        return commands[0]
+    return _Commands(commands)
+
+
+@attrs.frozen(slots=True)
+class _Commands:
+    """Several ``Command`` values yielded by one async-generator node."""
+
+    commands: list[Command]
+
+
+@attrs.frozen(slots=True)
+class SubgraphResult:
+    """What a subgraph node contributes: its writes, and the final values written."""
+
+    writes: list[tuple[str, Any]]
+    update: dict[str, Any]
+
+
+async def _call_timed(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
+    timeout = spec.timeout
+    if timeout is None:
+        return await _call_once(spec, arg, ctx, run)
+    with trio.move_on_after(timeout) as scope:
+        return await _call_once(spec, arg, ctx, run)
+    assert scope.cancelled_caught
+    raise NodeTimeoutError(spec.name, timeout, ctx.step)
+
+
+async def call_node(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
+    """Run one task of *spec* on *arg* with its timeout, retries and limiter.
+
+    Cancellation:
+      A checkpoint. Cancelling the task cancels the node at its next await; a
+      sync node's thread is waited for (it can stop early with
+      ``trigraph.check_cancelled()``); an async generator is closed.
+    """
+    if spec.plain:
+        return await _call_once(spec, arg, ctx, run)
+    limiter = run.node_limiters.get(spec.name)
+    if limiter is None:
+        return await _call_retrying(spec, arg, ctx, run)
+    async with limiter:
+        return await _call_retrying(spec, arg, ctx, run)
+
+
+async def _call_retrying(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
+    policy = spec.retry
+    if policy is None:
+        return await _call_timed(spec, arg, ctx, run)
+    attempt = 1
+    while True:
+        ctx.interrupts_seen = 0
+        try:
+            return await _call_timed(spec, arg, ctx, run)
+        except Exception as exc:
+            if attempt >= policy.max_attempts or not policy.should_retry(exc):
+                if attempt > 1:
+                    exc.add_note(f"after {attempt} attempts")
+                raise
+        delay = policy.interval(attempt)
+        if policy.jitter:
+            delay *= 0.5 + random.random()
+        await trio.sleep(delay)
+        attempt += 1
+
+
+def read_result(
+    result: Any, node: str, step: int, schema: Schema
+) -> tuple[Writes, tuple[str | Send, ...], Any]:
+    """Split a node's return value into ``(writes, goto, update_for_event)``.
+
+    Raises:
+      InvalidUpdateError: the value is not ``None``, a mapping, a ``Command``
+        or what a subgraph returns, or it names a key the schema lacks.
+    """
+    if result is None:
+        return (), (), None
+    if isinstance(result, Mapping):
+        schema.check_update_keys(result, node, step)
+        return result.items(), (), result
+    if isinstance(result, Command):
+        update = result.update
+        if update is None:
+            return (), result.goto, None
+        _check_mapping(update, node, step)
+        schema.check_update_keys(update, node, step)
+        return update.items(), result.goto, update
+    if isinstance(result, SubgraphResult):
+        return result.writes, (), result.update
+    if isinstance(result, _Commands):
+        writes: list[tuple[str, Any]] = []
+        goto: list[str | Send] = []
+        merged: dict[str, Any] = {}
+        for command in result.commands:
+            w, g, u = read_result(command, node, step, schema)
+            writes.extend(w)
+            goto.extend(g)
+            if u:
+                merged.update(u)
+        return writes, tuple(goto), merged or None
+    raise InvalidUpdateError(
+        f"node {node!r} returned {type(result).__name__} in step {step}; a node returns "
+        "a dict of state updates, a Command, or None",
+        nodes=(node,),
+        step=step,
+    )
+
+
+def _check_mapping(update: Any, node: str, step: int) -> None:
+    if not isinstance(update, Mapping):
+        raise InvalidUpdateError(
+            f"node {node!r} returned Command(update={type(update).__name__}) in step "
+            f"{step}; the update must be a dict of state keys",
+            nodes=(node,),
+            step=step,
+        )
+
+
+def as_sequence(value: Any) -> Sequence[Any]:
+    """A router's or goto's result as a sequence of targets."""
+    if isinstance(value, (str, Send)):
+        return (value,)
+    if value is None:
+        return ()
+    return value  # type: ignore[no-any-return]

@@ -1,0 +1,66 @@
+"""The ``stream()`` context manager: a run in a nursery, its events in a
+bounded channel.
+
+The run is a child task that owns the send side and closes it when it ends,
+however it ends; the caller owns the receive side. Leaving the block cancels
+the run and waits for it, so no task of the run outlives the block, and an
+error of the run is raised out of the block as itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._events import Event
+
+if TYPE_CHECKING:
+    from ._compiled import CompiledGraph
+
+__all__ = ["open_stream", "unwrap_single"]
+
+
+def unwrap_single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The only leaf of *group* if it has exactly one, else *group* itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@asynccontextmanager
+async def open_stream(
+    graph: CompiledGraph,
+    input: Any,
+    modes: Sequence[str] | str,
+    buffer: int,
+    options: dict[str, Any],
+) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+    send, receive = trio.open_memory_channel[Event](buffer)
+    failure: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_run, graph, input, send, modes, options)
+            with receive:
+                yield receive
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        failure = unwrap_single(group)
+        if failure is group:
+            raise
+    if failure is not None:
+        # Raised outside the except block, so the group is not chained as context.
+        raise failure
+
+
+async def _run(
+    graph: CompiledGraph,
+    input: Any,
+    send: trio.MemorySendChannel[Event],
+    modes: Sequence[str] | str,
+    options: dict[str, Any],
+) -> None:
+    await graph.ainvoke(input, events=send, modes=modes, **options)

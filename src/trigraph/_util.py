@@ -1,0 +1,71 @@
+"""Small helpers shared by every module: ``@final``, private constructors,
+readable sentinels and the ``__module__`` rewrite that makes reprs and
+tracebacks say ``trigraph.X`` for names re-exported from private modules.
+
+Nothing here imports Trio; every helper is sync and side-effect free.
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta
+from typing import Any, NoReturn, TypeVar, final
+
+__all__ = ["NoPublicConstructor", "Sentinel", "final", "fixup_module_metadata"]
+
+T = TypeVar("T")
+
+
+@final
+class Sentinel:
+    """A named singleton whose repr is its name, for defaults such as ``DEFAULT``."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+class NoPublicConstructor(ABCMeta):
+    """Metaclass for classes made only by a factory (``StateGraph.compile()``).
+
+    ``Cls(...)`` raises :class:`TypeError`; the factory calls ``Cls._create(...)``.
+    """
+
+    def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            f"{cls.__module__}.{cls.__qualname__} has no public constructor"
+        )
+
+    def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
+        return super().__call__(*args, **kwargs)  # type: ignore[misc,no-any-return]
+
+
+def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
+    """Rewrite ``__module__`` of the public objects in *namespace* to *module_name*."""
+    seen: set[int] = set()
+
+    def fix_one(qualname: str, name: str, obj: object) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        mod = getattr(obj, "__module__", None)
+        if mod is not None and mod.startswith("trigraph."):
+            try:
+                obj.__module__ = module_name
+            except (AttributeError, TypeError):  # pragma: no cover - builtins
+                return
+            if isinstance(obj, type):
+                obj.__name__ = name
+                obj.__qualname__ = qualname
+                for attr_name, attr_value in obj.__dict__.items():
+                    fix_one(f"{qualname}.{attr_name}", attr_name, attr_value)
+
+    for objname, obj in namespace.items():
+        if not objname.startswith("_"):
+            fix_one(objname, objname, obj)

@@ -6,6 +6,8 @@ Every run lives in a nursery: nothing outlives it, and cancelling it tears
 down every node task at once.
 """
 
+from ._checkpoint_memory import MemoryCheckpointer as MemoryCheckpointer
+from ._checkpoint_sqlite import SqliteCheckpointer as SqliteCheckpointer
 from ._compiled import DEFAULT_BUFFER as DEFAULT_BUFFER, CompiledGraph as CompiledGraph
 from ._context import (
     StreamWriter as StreamWriter,

@@ -20,7 +20,7 @@ from ._context import Emitter, TaskContext
 from ._events import MODES, Event
 from ._exceptions import EmptyInputError, RunTimeoutError
 from ._graph import GraphSpec
-from ._loop import Run, TaskPlan, limiter
+from ._loop import Run, limiter
 from ._merge import apply_writes
 from ._node import SubgraphResult
 from ._schema import _instance_to_dict
@@ -286,7 +286,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
         with trio.move_on_after(timeout) as scope:
             return await self._drive(run, input, thread, checkpoint_id, durability)
         assert scope.cancelled_caught
-        raise RunTimeoutError(timeout, run.step + 1)
+        raise RunTimeoutError(timeout, run.step)
 
     def _node_limiters(self) -> dict[str, trio.CapacityLimiter]:
         return {

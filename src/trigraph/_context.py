@@ -76,7 +76,7 @@ class TaskContext:
     step: int
     task_id: str
     ns: tuple[str, ...]
-    resume: list[Any]
+    resume: dict[str, Any]
     durable: bool
     interrupts_seen: int = 0
     tokens_streams: int = 0
@@ -134,7 +134,7 @@ class StreamWriter:
                 trio.from_thread.run(self._send, data)
             return _DONE
         if not em.custom:
-            return trio.lowlevel.checkpoint()
+            return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
         return self._send(data)
 
     async def _send(self, data: Any) -> None:
@@ -172,7 +172,7 @@ def get_stream_writer() -> StreamWriter:
     return StreamWriter(_require("get_stream_writer()"))
 
 
-class GraphInterrupt(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class GraphInterrupt(BaseException):
     """Raised by ``interrupt()`` to pause the run; the engine catches it.
 
     It derives from ``BaseException`` so that a node's ``except Exception``
@@ -218,9 +218,10 @@ def interrupt(value: Any) -> Any:
         )
     index = ctx.interrupts_seen
     ctx.interrupts_seen = index + 1
-    if index < len(ctx.resume):
-        return ctx.resume[index]
-    raise GraphInterrupt(Interrupt(value, ctx.node, interrupt_id(ctx.ns, ctx.task_id, index)))
+    iid = interrupt_id(ctx.ns, ctx.task_id, index)
+    if iid in ctx.resume:
+        return ctx.resume[iid]
+    raise GraphInterrupt(Interrupt(value, ctx.node, iid))
 
 
 async def emit_token(text: str, *, model: str | None = None, stream_id: int = 0) -> None:

@@ -62,7 +62,7 @@ class Task:
     goto: tuple[str | Send, ...] = ()
     done: bool = False
     interrupt: Interrupt | None = None
-    resume: list[Any] = attrs.Factory(list)
+    resume: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.define(slots=True, eq=False)
@@ -97,7 +97,7 @@ class Run:
     interrupt_after: frozenset[str] = frozenset()
     written: list[tuple[str, Any]] | None = None
     paused: Pause | None = None
-    _errors: list[tuple[int, BaseException]] = attrs.Factory(list)
+    _errors: list[tuple[int, Exception]] = attrs.Factory(list)
     _scope: trio.CancelScope | None = None
 
     # -- planning ---------------------------------------------------------
@@ -108,7 +108,9 @@ class Run:
             Task(nodes[p.node], p.arg, i, f"{step}.{i}") for i, p in enumerate(plans)
         ]
 
-    async def plan_from(self, sources: Sequence[tuple[str, tuple[str | Send, ...]]]) -> list[TaskPlan]:
+    async def plan_from(
+        self, sources: Sequence[tuple[str, tuple[str | Send, ...]]]
+    ) -> list[TaskPlan]:
         """The next step's tasks after *sources* ``(node, goto)`` ran, in task order.
 
         Plain targets come first, in the order their nodes were added to the
@@ -247,10 +249,9 @@ class Run:
                 await durable.after_step(self, old, keys, plans)
             if em.values:
                 await self._emit_values()
-            if after and any(t.spec.name in after for t in tasks):
-                if plans:
-                    await self._pause_at([t.spec.name for t in tasks if t.spec.name in after])
-                    return
+            if after and any(t.spec.name in after for t in tasks) and plans:
+                await self._pause_at([t.spec.name for t in tasks if t.spec.name in after])
+                return
             if self.stop is not None and self.stop.is_set():
                 return
 
@@ -282,18 +283,14 @@ class Run:
                     nursery.start_soon(self._run_task, task)
         self._scope = None
         interrupted = [t for t in tasks if t.interrupt is not None]
-        if self._errors or interrupted:
-            if self.durable is not None:
-                await self.durable.save_pending(self, tasks)
+        if (self._errors or interrupted) and self.durable is not None:
+            await self.durable.save_pending(self, tasks)
         if self._errors:
             self._errors.sort(key=lambda pair: pair[0])
             errors = [exc for _, exc in self._errors]
             if len(errors) == 1:
                 raise errors[0]
-            raise ExceptionGroup(
-                f"{len(errors)} nodes failed in step {self.step}",
-                errors,  # type: ignore[arg-type]
-            )
+            raise ExceptionGroup(f"{len(errors)} nodes failed in step {self.step}", errors)
         if interrupted:
             self.paused = Pause([t.interrupt for t in interrupted if t.interrupt])
             send = self.emitter.send

@@ -139,7 +139,7 @@ def _reducer_of(key: str, hint: Any, schema_name: str) -> Reducer | None:
     for meta in hint.__metadata__:
         if callable(meta):
             _check_reducer_arity(key, meta, schema_name)
-            return meta  # type: ignore[no-any-return]
+            return meta  # type: ignore[no-any-return,unused-ignore]
     return None
 
 
@@ -167,7 +167,7 @@ def _empty_factory(hint: Any) -> Callable[[], Any] | None:
         origin()
     except Exception:
         return None
-    return origin  # type: ignore[no-any-return]
+    return origin  # type: ignore[no-any-return,unused-ignore]
 
 
 @attrs.define
@@ -206,7 +206,7 @@ def _collect(cls: Any, into: _Fields) -> frozenset[str] | None:
     if attrs.has(cls):
         for a in attrs.fields(cls):
             if isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
-                into.initial[a.name] = a.default.factory  # type: ignore[union-attr]
+                into.initial[a.name] = a.default.factory
             elif a.default is not attrs.NOTHING:
                 into.initial[a.name] = _const(a.default)
     elif dataclasses.is_dataclass(cls):
@@ -234,7 +234,9 @@ def schema_of(schema: Any, input_schema: Any = None, output_schema: Any = None) 
     input_keys = _collect(input_schema, fields) if input_schema is not None else main
     output_keys = _collect(output_schema, fields) if output_schema is not None else main
     keys = None if main is None else frozenset(fields.keys)
-    cls = schema if (attrs.has(schema) or dataclasses.is_dataclass(schema)) else None
+    cls: type | None = None
+    if isinstance(schema, type) and (attrs.has(schema) or dataclasses.is_dataclass(schema)):
+        cls = schema
     name = getattr(schema, "__qualname__", repr(schema))
     return Schema(
         name=name,

@@ -146,7 +146,7 @@ class RetryPolicy:
     def should_retry(self, exc: BaseException) -> bool:
         """Whether *exc* is worth another attempt under this policy."""
         retry_on = self.retry_on
-        if isinstance(retry_on, type) or isinstance(retry_on, tuple):
+        if isinstance(retry_on, (type, tuple)):
             return isinstance(exc, retry_on)
         return bool(retry_on(exc))
 

@@ -1,0 +1,493 @@
+"""Durable threads: what the loop writes after each superstep, and how a
+thread's state is rebuilt, resumed, inspected and edited.
+
+A checkpoint record stores a *delta*: for each key the step wrote, either
+its new value (``["s", value]``) or, when the new value only extends the old
+list or string (an append-only reducer such as a chat history), just the
+added items (``["x", items]``). Now and then a record also carries a full
+snapshot: when the deltas written since the last snapshot outweigh it, which
+keeps storage within about twice what was written and bounds the chain a
+read has to replay. Steps never store ``steps x state size``.
+
+Ordering: in ``"sync"`` durability the record of step *s* is committed
+before step *s + 1* starts; ``"async"`` hands it to one writer task that
+commits records in order while the next step runs; ``"exit"`` writes one
+record (with a snapshot) when the run stops, however it stops.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._abc import Checkpointer, CheckpointRecord
+from ._context import Emitter
+from ._exceptions import EmptyInputError, GraphValidationError, SerializationError
+from ._loop import NO_ARG, Run, Task, TaskPlan
+from ._merge import Writes, apply_writes
+from ._schema import MISSING
+from ._serde import default_serializer
+from ._types import START, Command, Interrupt, Send, StateSnapshot
+
+if TYPE_CHECKING:
+    from ._compiled import CompiledGraph, Durability
+
+__all__ = ["Durable", "drive_durable", "get_state", "get_state_history", "update_state"]
+
+_MIN_SNAPSHOT_GAP = 4096
+_FLUSH_TIMEOUT = 10.0
+
+
+def _new_id(step: int) -> str:
+    return f"{step:06d}-{secrets.token_hex(4)}"
+
+
+def _encode_goto(goto: Sequence[str | Send]) -> list[Any]:
+    return [g if isinstance(g, str) else {"send": [g.node, g.arg]} for g in goto]
+
+
+def _decode_goto(items: Sequence[Any]) -> tuple[str | Send, ...]:
+    return tuple(g if isinstance(g, str) else Send(g["send"][0], g["send"][1]) for g in items)
+
+
+def _delta_op(old: Any, new: Any) -> list[Any]:
+    if type(new) is list and type(old) is list:
+        n = len(old)
+        if len(new) >= n and new[:n] == old:
+            return ["x", new[n:]]
+    elif type(new) is str and type(old) is str and new.startswith(old):
+        return ["x", new[len(old):]]
+    return ["s", new]
+
+
+def _apply_delta(values: dict[str, Any], delta: dict[str, list[Any]]) -> None:
+    for key, (op, value) in delta.items():
+        if op == "s":
+            values[key] = value
+        else:
+            values[key] = values[key] + value
+
+
+@attrs.define(eq=False)
+class Loaded:
+    """A thread's state at one checkpoint, decoded."""
+
+    record: CheckpointRecord
+    values: dict[str, Any]
+    plans: list[TaskPlan]
+    joins: dict[int, set[str]]
+    tasks: dict[str, Task]
+    interrupts: list[tuple[Interrupt, str]]
+
+
+@attrs.define(eq=False)
+class Durable:
+    """The bridge between one run's loop and its checkpointer."""
+
+    cp: Checkpointer
+    thread: str
+    ns: str = ""
+    mode: Durability = "sync"
+    head: str | None = None
+    plans: list[TaskPlan] = attrs.Factory(list)
+    serde: Any = default_serializer
+    _since_snapshot: int = 0
+    _snapshot_size: int = 0
+    _queue: trio.MemorySendChannel[CheckpointRecord] | None = None
+    _dirty: bool = False
+    _drained: trio.Event = attrs.Factory(trio.Event)
+
+    # -- reading ----------------------------------------------------------
+
+    async def load(self, checkpoint_id: str | None, graph: CompiledGraph) -> Loaded | None:
+        record = await self.cp.get(self.thread, self.ns, checkpoint_id)
+        if record is None:
+            if checkpoint_id is not None:
+                raise KeyError(f"thread {self.thread!r} has no checkpoint {checkpoint_id!r}")
+            return None
+        chain = await self.cp.chain(self.thread, self.ns, record.id)
+        values = self._rebuild(chain)
+        body = self.serde.loads(record.body)
+        base = chain[-1]
+        self._snapshot_size = len(base.snapshot or base.body)
+        self._since_snapshot = sum(len(r.body) for r in chain[:-1])
+        self.head = record.id
+        plans = [TaskPlan(p[0], p[1] if len(p) > 1 else NO_ARG) for p in body["next"]]
+        self.plans = plans
+        joins = {int(k): set(v) for k, v in body["joins"].items()}
+        tasks: dict[str, Task] = {}
+        interrupts: list[tuple[Interrupt, str]] = []
+        if record.pending is not None:
+            pending = self.serde.loads(record.pending)
+            nodes = graph._spec.nodes
+            for task_id, t in pending["tasks"].items():
+                node = nodes[t["node"]]
+                tasks[task_id] = Task(
+                    node, NO_ARG, -1, task_id,
+                    writes=[tuple(w) for w in t["writes"]],
+                    goto=_decode_goto(t["goto"]),
+                    done=t["done"],
+                    resume=dict(t["resume"]),
+                )
+            interrupts = [(Interrupt(v, n, i), tid) for v, n, i, tid in pending["interrupts"]]
+        return Loaded(record, values, plans, joins, tasks, interrupts)
+
+    def _rebuild(self, chain: list[CheckpointRecord]) -> dict[str, Any]:
+        base = chain[-1]
+        if base.snapshot is not None:
+            values: dict[str, Any] = self.serde.loads(base.snapshot)
+            rest = chain[-2::-1]
+        else:
+            values = {}
+            rest = chain[::-1]
+        for record in rest:
+            _apply_delta(values, self.serde.loads(record.body)["delta"])
+        return values
+
+    # -- writing (called by the loop) -------------------------------------
+
+    def before_apply(self, run: Run, written: Sequence[tuple[str, Writes]]) -> dict[str, Any]:
+        values = run.values
+        return {k: values.get(k, MISSING) for _, writes in written for k, _ in writes}
+
+    async def after_step(
+        self, run: Run, old: dict[str, Any] | None, keys: Sequence[str], plans: list[TaskPlan]
+    ) -> None:
+        self.plans = plans
+        if self.mode == "exit":
+            self._dirty = True
+            return
+        record = self._record(run, old or {}, keys, plans)
+        if self._queue is not None:
+            await self._queue.send(record)
+        else:
+            await self.cp.put(record)
+
+    def _record(
+        self,
+        run: Run,
+        old: dict[str, Any],
+        keys: Sequence[str],
+        plans: list[TaskPlan],
+        force_snapshot: bool = False,
+    ) -> CheckpointRecord:
+        values = run.values
+        delta = {
+            k: _delta_op(old.get(k, MISSING), values[k]) if k in old else ["s", values[k]]
+            for k in keys
+        }
+        nxt = [[p.node] if p.arg is NO_ARG else [p.node, p.arg] for p in plans]
+        joins = {str(k): sorted(v) for k, v in run.joins.items()}
+        snapshot = None
+        if force_snapshot or self.head is None:
+            delta = {}
+            snapshot = self._dumps(values, "the state")
+        body = self._dumps({"delta": delta, "next": nxt, "joins": joins}, None, values=delta)
+        if snapshot is None:
+            self._since_snapshot += len(body)
+            if self._since_snapshot > max(self._snapshot_size, _MIN_SNAPSHOT_GAP):
+                snapshot = self._dumps(values, "the state")
+                body = self._dumps({"delta": {}, "next": nxt, "joins": joins}, None)
+        if snapshot is not None:
+            self._snapshot_size = len(snapshot)
+            self._since_snapshot = 0
+        record = CheckpointRecord(
+            thread=self.thread,
+            ns=self.ns,
+            id=_new_id(run.step),
+            parent_id=self.head,
+            step=run.step,
+            created_at=time.time(),
+            body=body,
+            snapshot=snapshot,
+        )
+        self.head = record.id
+        return record
+
+    def _dumps(self, value: Any, what: str | None, values: dict[str, Any] | None = None) -> bytes:
+        try:
+            return bytes(self.serde.dumps(value))
+        except (TypeError, ValueError) as exc:
+            culprit = _find_culprit(self.serde, values if values is not None else value)
+            raise SerializationError(
+                f"cannot checkpoint {culprit or what or 'the next tasks'} of thread "
+                f"{self.thread!r}: {exc}; store JSON values, attrs classes or dataclasses",
+                key=culprit[5:-1] if culprit else None,
+            ) from exc
+
+    async def save_pending(self, run: Run, tasks: Sequence[Task]) -> None:
+        """Keep the writes of the finished tasks and the interrupts of a step that
+        did not complete, on the checkpoint it started from."""
+        if self.mode == "exit":
+            await self.flush(run)
+        await self._drain()
+        data = {
+            "tasks": {
+                t.id: {
+                    "node": t.spec.name,
+                    "writes": [list(w) for w in t.writes] if t.done else [],
+                    "goto": _encode_goto(t.goto) if t.done else [],
+                    "done": t.done,
+                    "resume": t.resume,
+                }
+                for t in tasks
+                if t.done or t.resume
+            },
+            "interrupts": [
+                [t.interrupt.value, t.interrupt.node, t.interrupt.id, t.id]
+                for t in tasks
+                if t.interrupt is not None
+            ],
+        }
+        assert self.head is not None
+        pending = self._dumps(data, "a pending write or interrupt value")
+        await self.cp.put_pending(self.thread, self.ns, self.head, pending)
+
+    async def mark_paused(self, run: Run) -> None:
+        if self.mode == "exit":
+            await self.flush(run)
+
+    async def flush(self, run: Run) -> None:
+        """In ``"exit"`` durability, write the state reached so far, once."""
+        if self._dirty:
+            self._dirty = False
+            await self.cp.put(self._record(run, {}, [], self.plans, force_snapshot=True))
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        if queue is not None:
+            self._queue = None
+            queue.close()
+            await self._drained.wait()
+
+    @asynccontextmanager
+    async def writing(self, run: Run) -> AsyncIterator[None]:
+        """Own the writer task of ``"async"`` durability and the final flush.
+
+        On any exit the records already handed over are committed, in order,
+        and ``"exit"`` durability writes its one record; this cleanup is
+        shielded from cancellation but bounded to ``_FLUSH_TIMEOUT`` seconds.
+        """
+        if self.mode != "async":
+            try:
+                yield
+            finally:
+                if self.mode == "exit" and self._dirty:
+                    with trio.CancelScope(shield=True), trio.move_on_after(_FLUSH_TIMEOUT):
+                        await self.flush(run)
+            return
+        send, receive = trio.open_memory_channel[CheckpointRecord](1)
+        self._queue = send
+        self._drained = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, receive)
+            try:
+                yield
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(_FLUSH_TIMEOUT):
+                    await self._drain()
+
+    async def _writer(self, receive: trio.MemoryReceiveChannel[CheckpointRecord]) -> None:
+        try:
+            async with receive:
+                async for record in receive:
+                    await self.cp.put(record)
+        finally:
+            self._drained.set()
+
+
+def _find_culprit(serde: Any, values: Any) -> str | None:
+    if not isinstance(values, dict):
+        return None
+    for key, value in values.items():
+        try:
+            serde.dumps(value)
+        except (TypeError, ValueError):
+            return f"key {key!r}"
+    return None
+
+
+def _checkpointer(graph: CompiledGraph) -> Checkpointer:
+    cp = graph.checkpointer
+    if cp is None:
+        raise GraphValidationError(
+            "thread= needs a checkpointer: compile(checkpointer=MemoryCheckpointer()) "
+            "or SqliteCheckpointer(path)"
+        )
+    return cp
+
+
+def _resume_map(loaded: Loaded, resume: Any, thread: str) -> dict[str, dict[str, Any]]:
+    """Route *resume* to the tasks whose interrupts it answers: task id -> {id: value}."""
+    pending = {intr.id: task_id for intr, task_id in loaded.interrupts}
+    if not pending:
+        raise EmptyInputError(f"thread {thread!r} has no pending interrupt to resume")
+    if isinstance(resume, dict) and resume and all(k in pending for k in resume):
+        answers = resume
+    elif len(pending) == 1:
+        answers = {next(iter(pending)): resume}
+    else:
+        ids = ", ".join(f"{intr.id} ({intr.node})" for intr, _ in loaded.interrupts)
+        raise ValueError(
+            f"thread {thread!r} has {len(pending)} pending interrupts ({ids}); answer each "
+            "with Command(resume={interrupt_id: value, ...})"
+        )
+    routed: dict[str, dict[str, Any]] = {}
+    for intr_id, value in answers.items():
+        routed.setdefault(pending[intr_id], {})[intr_id] = value
+    return routed
+
+
+async def drive_durable(
+    graph: CompiledGraph,
+    run: Run,
+    input: Any,
+    thread: str | None,
+    checkpoint_id: str | None,
+    durability: Durability,
+) -> dict[str, Any]:
+    """Run *run* on a durable thread: start, continue, resume or fork it."""
+    cp = _checkpointer(graph)
+    if thread is None:
+        raise ValueError("checkpoint_id= needs thread= too")
+    if durability not in ("sync", "async", "exit"):
+        raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
+    durable = Durable(cp, thread, "", durability)
+    run.durable = durable
+    loaded = await durable.load(checkpoint_id, graph)
+    schema = graph._spec.schema
+    done: dict[str, Task] | None = None
+    if input is None or isinstance(input, Command):
+        if loaded is None:
+            raise EmptyInputError(
+                f"thread {thread!r} has no checkpoint to continue; start it with an input"
+            )
+        run.values, run.step, run.joins = loaded.values, loaded.record.step, loaded.joins
+        plans = loaded.plans
+        done = loaded.tasks
+        if checkpoint_id is not None:
+            # A fork: the old checkpoint stays as it was; the new branch starts
+            # from a copy of it, and re-runs its nodes unless resuming them.
+            if not isinstance(input, Command):
+                done = {}
+            await cp.put(durable._record(run, {}, [], plans, force_snapshot=True))
+            if done:
+                await durable.save_pending(run, list(done.values()))
+        if isinstance(input, Command):
+            if input.update is not None or input.goto:
+                raise ValueError(
+                    "only Command(resume=...) can be passed to ainvoke; "
+                    "edit state with update_state()"
+                )
+            owners = {tid: intr.node for intr, tid in loaded.interrupts}
+            for task_id, answers in _resume_map(loaded, input.resume, thread).items():
+                task = done.get(task_id)
+                if task is None:
+                    node = graph._spec.nodes[owners[task_id]]
+                    task = done[task_id] = Task(node, NO_ARG, -1, task_id)
+                task.resume = {**task.resume, **answers}
+    else:
+        if loaded is not None:
+            run.values, run.joins = loaded.values, loaded.joins
+            run.step = loaded.record.step + 1
+        else:
+            run.values = schema.initial_values()
+        data = schema.coerce_input(input)
+        writes = [(START, list(data.items()))]
+        old = durable.before_apply(run, writes)
+        keys = apply_writes(run.values, schema.reducers, writes, run.step)
+        plans = await run.plan_from([(START, ())])
+        await durable.after_step(run, old, keys, plans)
+        await run.emit_initial()
+    async with durable.writing(run):
+        await run.run(plans, done)
+    result = schema.output(run.values)
+    if run.paused is not None and run.paused.interrupts:
+        result["__interrupt__"] = tuple(run.paused.interrupts)
+    return result
+
+
+async def get_state(
+    graph: CompiledGraph, thread: str, checkpoint_id: str | None
+) -> StateSnapshot:
+    durable = Durable(_checkpointer(graph), thread)
+    loaded = await durable.load(checkpoint_id, graph)
+    if loaded is None:
+        raise KeyError(f"thread {thread!r} has no checkpoints")
+    return _snapshot(loaded.record, loaded.values, loaded.plans, loaded.interrupts)
+
+
+def _snapshot(
+    record: CheckpointRecord,
+    values: dict[str, Any],
+    plans: Sequence[TaskPlan],
+    interrupts: Sequence[tuple[Interrupt, str]],
+) -> StateSnapshot:
+    return StateSnapshot(
+        values=values,
+        next=tuple(dict.fromkeys(p.node for p in plans)),
+        step=record.step,
+        checkpoint_id=record.id,
+        interrupts=tuple(intr for intr, _ in interrupts),
+        parent_checkpoint_id=record.parent_id,
+    )
+
+
+async def get_state_history(graph: CompiledGraph, thread: str) -> list[StateSnapshot]:
+    cp = _checkpointer(graph)
+    records = await cp.history(thread, "")
+    serde = default_serializer
+    states: dict[str, dict[str, Any]] = {}
+    out: list[StateSnapshot] = []
+    for record in reversed(records):
+        body = serde.loads(record.body)
+        if record.snapshot is not None:
+            values = serde.loads(record.snapshot)
+        else:
+            parent = states.get(record.parent_id) if record.parent_id else None
+            values = dict(parent) if parent is not None else {}
+            _apply_delta(values, body["delta"])
+        states[record.id] = values
+        plans = [TaskPlan(p[0]) for p in body["next"]]
+        interrupts: list[tuple[Interrupt, str]] = []
+        if record.pending is not None:
+            pending = serde.loads(record.pending)
+            interrupts = [(Interrupt(v, n, i), tid) for v, n, i, tid in pending["interrupts"]]
+        out.append(_snapshot(record, values, plans, interrupts))
+    out.reverse()
+    return out
+
+
+async def update_state(
+    graph: CompiledGraph, thread: str, values: dict[str, Any] | None, as_node: str | None
+) -> str:
+    spec = graph._spec
+    durable = Durable(_checkpointer(graph), thread)
+    loaded = await durable.load(None, graph)
+    if as_node is not None and as_node != START and as_node not in spec.nodes:
+        raise GraphValidationError(f"update_state(as_node={as_node!r}): no such node", node=as_node)
+    run = Run(spec, Emitter(None), spec.schema.initial_values())
+    if loaded is not None:
+        run.values, run.joins, run.step = loaded.values, loaded.joins, loaded.record.step + 1
+    writer = as_node or "update_state"
+    update = dict(values or {})
+    spec.schema.check_update_keys(update, writer, run.step)
+    writes = [(writer, list(update.items()))]
+    old = durable.before_apply(run, writes)
+    keys = apply_writes(run.values, spec.schema.reducers, writes, run.step)
+    if as_node is not None:
+        plans = await run.plan_from([(as_node, ())])
+    else:
+        plans = loaded.plans if loaded is not None else []
+    await durable.after_step(run, old, keys, plans)
+    if as_node is None and loaded is not None and loaded.record.pending is not None:
+        assert durable.head is not None
+        await durable.cp.put_pending(thread, "", durable.head, loaded.record.pending)
+    assert durable.head is not None
+    return durable.head

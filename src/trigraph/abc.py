@@ -1,0 +1,11 @@
+"""Protocols for implementers of checkpoint stores and serializers."""
+
+from ._abc import (
+    Checkpointer as Checkpointer,
+    CheckpointRecord as CheckpointRecord,
+    Serializer as Serializer,
+)
+from ._util import fixup_module_metadata
+
+fixup_module_metadata(__name__, globals())
+del fixup_module_metadata

@@ -346,9 +346,14 @@ class CompiledGraph(metaclass=NoPublicConstructor):
             node_limiters=self._node_limiters(),
             written=[],
         )
-        apply_writes(run.values, schema.reducers, [(START, list(data.items()))], 0)
-        await run.emit_initial()
-        await run.run(await run.plan_from([(START, ())]))
+        if parent.durable is not None:
+            from ._durable import run_nested
+
+            await run_nested(self, run, data, ctx, parent.durable)
+        else:
+            apply_writes(run.values, schema.reducers, [(START, list(data.items()))], 0)
+            await run.emit_initial()
+            await run.run(await run.plan_from([(START, ())]))
         assert run.written is not None
         parent_schema = parent.graph.schema
         keys = parent_schema.keys

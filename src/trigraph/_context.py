@@ -179,9 +179,9 @@ class GraphInterrupt(BaseException):
     cannot swallow a pause by accident.
     """
 
-    def __init__(self, interrupt: Interrupt) -> None:
-        super().__init__(interrupt)
-        self.interrupt = interrupt
+    def __init__(self, *interrupts: Interrupt) -> None:
+        super().__init__(*interrupts)
+        self.interrupts = interrupts
 
 
 def interrupt_id(ns: tuple[str, ...], task_id: str, index: int) -> str:

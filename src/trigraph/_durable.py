@@ -27,7 +27,7 @@ import attrs
 import trio
 
 from ._abc import Checkpointer, CheckpointRecord
-from ._context import Emitter
+from ._context import Emitter, GraphInterrupt, TaskContext
 from ._exceptions import EmptyInputError, GraphValidationError, SerializationError
 from ._loop import NO_ARG, Run, Task, TaskPlan
 from ._merge import Writes, apply_writes
@@ -83,7 +83,8 @@ class Loaded:
     plans: list[TaskPlan]
     joins: dict[int, set[str]]
     tasks: dict[str, Task]
-    interrupts: list[tuple[Interrupt, str]]
+    interrupts: list[tuple[Interrupt, str, str]]
+    """Pending interrupts: ``(interrupt, task id, node of that task)``."""
 
 
 @attrs.define(eq=False)
@@ -122,7 +123,7 @@ class Durable:
         self.plans = plans
         joins = {int(k): set(v) for k, v in body["joins"].items()}
         tasks: dict[str, Task] = {}
-        interrupts: list[tuple[Interrupt, str]] = []
+        interrupts: list[tuple[Interrupt, str, str]] = []
         if record.pending is not None:
             pending = self.serde.loads(record.pending)
             nodes = graph._spec.nodes
@@ -135,8 +136,19 @@ class Durable:
                     done=t["done"],
                     resume=dict(t["resume"]),
                 )
-            interrupts = [(Interrupt(v, n, i), tid) for v, n, i, tid in pending["interrupts"]]
+            interrupts = [(Interrupt(v, n, i), tid, owner)
+                          for v, n, i, tid, owner in pending["interrupts"]]
         return Loaded(record, values, plans, joins, tasks, interrupts)
+
+    async def written_log(self) -> list[tuple[str, Any]]:
+        """The raw writes of every step from the thread's root to the head, in order."""
+        records = {r.id: r for r in await self.cp.history(self.thread, self.ns)}
+        bodies: list[dict[str, Any]] = []
+        current = records.get(self.head) if self.head is not None else None
+        while current is not None:
+            bodies.append(self.serde.loads(current.body))
+            current = records.get(current.parent_id) if current.parent_id else None
+        return [(k, v) for body in reversed(bodies) for k, v in body.get("w", ())]
 
     def _rebuild(self, chain: list[CheckpointRecord]) -> dict[str, Any]:
         base = chain[-1]
@@ -157,13 +169,19 @@ class Durable:
         return {k: values.get(k, MISSING) for _, writes in written for k, _ in writes}
 
     async def after_step(
-        self, run: Run, old: dict[str, Any] | None, keys: Sequence[str], plans: list[TaskPlan]
+        self,
+        run: Run,
+        old: dict[str, Any] | None,
+        keys: Sequence[str],
+        plans: list[TaskPlan],
+        written: list[tuple[str, Any]] | None = None,
     ) -> None:
+        """Checkpoint the step just applied (``written``: a subgraph's raw writes)."""
         self.plans = plans
         if self.mode == "exit":
             self._dirty = True
             return
-        record = self._record(run, old or {}, keys, plans)
+        record = self._record(run, old or {}, keys, plans, written=written)
         if self._queue is not None:
             await self._queue.send(record)
         else:
@@ -176,6 +194,7 @@ class Durable:
         keys: Sequence[str],
         plans: list[TaskPlan],
         force_snapshot: bool = False,
+        written: list[tuple[str, Any]] | None = None,
     ) -> CheckpointRecord:
         values = run.values
         delta = {
@@ -188,12 +207,14 @@ class Durable:
         if force_snapshot or self.head is None:
             delta = {}
             snapshot = self._dumps(values, "the state")
-        body = self._dumps({"delta": delta, "next": nxt, "joins": joins}, None, values=delta)
+        extra: dict[str, Any] = {} if written is None else {"w": [list(w) for w in written]}
+        body = self._dumps({"delta": delta, "next": nxt, "joins": joins, **extra}, None,
+                           values=delta)
         if snapshot is None:
             self._since_snapshot += len(body)
             if self._since_snapshot > max(self._snapshot_size, _MIN_SNAPSHOT_GAP):
                 snapshot = self._dumps(values, "the state")
-                body = self._dumps({"delta": {}, "next": nxt, "joins": joins}, None)
+                body = self._dumps({"delta": {}, "next": nxt, "joins": joins, **extra}, None)
         if snapshot is not None:
             self._snapshot_size = len(snapshot)
             self._since_snapshot = 0
@@ -240,9 +261,9 @@ class Durable:
                 if t.done or t.resume
             },
             "interrupts": [
-                [t.interrupt.value, t.interrupt.node, t.interrupt.id, t.id]
+                [i.value, i.node, i.id, t.id, t.spec.name]
                 for t in tasks
-                if t.interrupt is not None
+                for i in t.interrupts
             ],
         }
         assert self.head is not None
@@ -325,7 +346,7 @@ def _checkpointer(graph: CompiledGraph) -> Checkpointer:
 
 def _resume_map(loaded: Loaded, resume: Any, thread: str) -> dict[str, dict[str, Any]]:
     """Route *resume* to the tasks whose interrupts it answers: task id -> {id: value}."""
-    pending = {intr.id: task_id for intr, task_id in loaded.interrupts}
+    pending = {intr.id: task_id for intr, task_id, _ in loaded.interrupts}
     if not pending:
         raise EmptyInputError(f"thread {thread!r} has no pending interrupt to resume")
     if isinstance(resume, dict) and resume and all(k in pending for k in resume):
@@ -333,7 +354,7 @@ def _resume_map(loaded: Loaded, resume: Any, thread: str) -> dict[str, dict[str,
     elif len(pending) == 1:
         answers = {next(iter(pending)): resume}
     else:
-        ids = ", ".join(f"{intr.id} ({intr.node})" for intr, _ in loaded.interrupts)
+        ids = ", ".join(f"{intr.id} ({intr.node})" for intr, _, _ in loaded.interrupts)
         raise ValueError(
             f"thread {thread!r} has {len(pending)} pending interrupts ({ids}); answer each "
             "with Command(resume={interrupt_id: value, ...})"
@@ -385,7 +406,7 @@ async def drive_durable(
                     "only Command(resume=...) can be passed to ainvoke; "
                     "edit state with update_state()"
                 )
-            owners = {tid: intr.node for intr, tid in loaded.interrupts}
+            owners = {tid: owner for _, tid, owner in loaded.interrupts}
             for task_id, answers in _resume_map(loaded, input.resume, thread).items():
                 task = done.get(task_id)
                 if task is None:
@@ -427,14 +448,14 @@ def _snapshot(
     record: CheckpointRecord,
     values: dict[str, Any],
     plans: Sequence[TaskPlan],
-    interrupts: Sequence[tuple[Interrupt, str]],
+    interrupts: Sequence[tuple[Interrupt, str, str]],
 ) -> StateSnapshot:
     return StateSnapshot(
         values=values,
         next=tuple(dict.fromkeys(p.node for p in plans)),
         step=record.step,
         checkpoint_id=record.id,
-        interrupts=tuple(intr for intr, _ in interrupts),
+        interrupts=tuple(intr for intr, _, _ in interrupts),
         parent_checkpoint_id=record.parent_id,
     )
 
@@ -455,10 +476,11 @@ async def get_state_history(graph: CompiledGraph, thread: str) -> list[StateSnap
             _apply_delta(values, body["delta"])
         states[record.id] = values
         plans = [TaskPlan(p[0]) for p in body["next"]]
-        interrupts: list[tuple[Interrupt, str]] = []
+        interrupts: list[tuple[Interrupt, str, str]] = []
         if record.pending is not None:
             pending = serde.loads(record.pending)
-            interrupts = [(Interrupt(v, n, i), tid) for v, n, i, tid in pending["interrupts"]]
+            interrupts = [(Interrupt(v, n, i), tid, owner)
+                          for v, n, i, tid, owner in pending["interrupts"]]
         out.append(_snapshot(record, values, plans, interrupts))
     out.reverse()
     return out
@@ -491,3 +513,45 @@ async def update_state(
         await durable.cp.put_pending(thread, "", durable.head, loaded.record.pending)
     assert durable.head is not None
     return durable.head
+
+
+async def run_nested(
+    graph: CompiledGraph, run: Run, data: dict[str, Any], ctx: TaskContext, parent: Durable
+) -> None:
+    """Run a subgraph inside a durable parent task, on the parent's thread.
+
+    Its checkpoints live in the namespace of the parent task (stable across
+    resumes, since task ids are). When the parent task is resumed with
+    answers, the subgraph continues from its own latest checkpoint and routes
+    the answers to its interrupted tasks; otherwise it starts afresh. An
+    ``interrupt()`` inside pauses the subgraph and raises to the parent task.
+    """
+    durable = Durable(parent.cp, parent.thread, "|".join(run.ns), parent.mode)
+    run.durable = durable
+    schema = graph._spec.schema
+    loaded = await durable.load(None, graph) if ctx.resume else None
+    if loaded is not None and loaded.interrupts:
+        run.values, run.step, run.joins = loaded.values, loaded.record.step, loaded.joins
+        done = loaded.tasks
+        owners = {intr.id: (tid, owner) for intr, tid, owner in loaded.interrupts}
+        for intr_id, value in ctx.resume.items():
+            owner = owners.get(intr_id)
+            if owner is None:
+                continue
+            task = done.get(owner[0])
+            if task is None:
+                task = done[owner[0]] = Task(graph._spec.nodes[owner[1]], NO_ARG, -1, owner[0])
+            task.resume = {**task.resume, intr_id: value}
+        run.written = await durable.written_log()
+        plans = loaded.plans
+    else:
+        done = None
+        writes = [(START, list(data.items()))]
+        keys = apply_writes(run.values, schema.reducers, writes, 0)
+        plans = await run.plan_from([(START, ())])
+        await durable.after_step(run, {}, keys, plans, [])
+        await run.emit_initial()
+    async with durable.writing(run):
+        await run.run(plans, done)
+    if run.paused is not None:
+        raise GraphInterrupt(*run.paused.interrupts)

@@ -61,7 +61,7 @@ class Task:
     writes: Writes = ()
     goto: tuple[str | Send, ...] = ()
     done: bool = False
-    interrupt: Interrupt | None = None
+    interrupts: tuple[Interrupt, ...] = ()
     resume: dict[str, Any] = attrs.Factory(dict)
 
 
@@ -241,12 +241,13 @@ class Run:
             durable = self.durable
             old = durable.before_apply(self, written) if durable is not None else None
             keys = apply_writes(self.values, self.graph.schema.reducers, written, step)
+            flat: list[tuple[str, Any]] | None = None
             if self.written is not None:
-                for _node, writes in written:
-                    self.written.extend(writes)
+                flat = [w for _node, writes in written for w in writes]
+                self.written.extend(flat)
             plans = await self.plan_from([(t.spec.name, t.goto) for t in tasks])
             if durable is not None:
-                await durable.after_step(self, old, keys, plans)
+                await durable.after_step(self, old, keys, plans, flat)
             if em.values:
                 await self._emit_values()
             if after and any(t.spec.name in after for t in tasks) and plans:
@@ -282,7 +283,7 @@ class Run:
                 if not task.done:
                     nursery.start_soon(self._run_task, task)
         self._scope = None
-        interrupted = [t for t in tasks if t.interrupt is not None]
+        interrupted = [t for t in tasks if t.interrupts]
         if (self._errors or interrupted) and self.durable is not None:
             await self.durable.save_pending(self, tasks)
         if self._errors:
@@ -292,7 +293,7 @@ class Run:
                 raise errors[0]
             raise ExceptionGroup(f"{len(errors)} nodes failed in step {self.step}", errors)
         if interrupted:
-            self.paused = Pause([t.interrupt for t in interrupted if t.interrupt])
+            self.paused = Pause([i for t in interrupted for i in t.interrupts])
             send = self.emitter.send
             if send is not None:
                 for intr in self.paused.interrupts:
@@ -326,7 +327,7 @@ class Run:
                 result, spec.name, step, self.graph.schema
             )
         except GraphInterrupt as gi:
-            task.interrupt = gi.interrupt
+            task.interrupts = gi.interrupts
             return
         except Exception as exc:
             exc.add_note(f"in node {spec.name!r}, step {step}")

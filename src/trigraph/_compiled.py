@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
-from ._context import Emitter, TaskContext
+from ._context import Emitter, Task
 from ._events import MODES, Event
 from ._exceptions import EmptyInputError, RunTimeoutError
 from ._graph import GraphSpec
@@ -330,8 +330,9 @@ class CompiledGraph(metaclass=NoPublicConstructor):
         apply_writes(run.values, schema.reducers, [(START, list(data.items()))], run.step)
         await run.emit_initial()
 
-    async def _run_subgraph(self, arg: Any, ctx: TaskContext, parent: Run) -> SubgraphResult:
-        """Run this graph as the node task *ctx* of *parent*; return its contribution."""
+    async def _run_subgraph(self, arg: Any, task: Task) -> SubgraphResult:
+        """Run this graph as the node *task* of a parent run; return its contribution."""
+        parent = task.run
         schema = self._spec.schema
         data = arg if isinstance(arg, dict) else _as_dict(arg)
         if schema.keys is not None:
@@ -340,7 +341,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
             self._spec,
             parent.emitter,
             schema.initial_values(),
-            ns=(*parent.ns, f"{ctx.node}:{ctx.task_id}"),
+            ns=(*parent.ns, f"{task.spec.name}:{task.id}"),
             recursion_limit=parent.recursion_limit,
             thread_limiter=parent.thread_limiter,
             node_limiters=self._node_limiters(),
@@ -349,7 +350,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
         if parent.durable is not None:
             from ._durable import run_nested
 
-            await run_nested(self, run, data, ctx, parent.durable)
+            await run_nested(self, run, data, task, parent.durable)
         else:
             apply_writes(run.values, schema.reducers, [(START, list(data.items()))], 0)
             await run.emit_initial()

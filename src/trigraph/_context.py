@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Generator
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -22,11 +22,17 @@ from ._events import Custom, Event, Token
 from ._types import Interrupt
 from ._util import final
 
+if TYPE_CHECKING:
+    from ._loop import Run
+    from ._merge import Writes
+    from ._node import NodeSpec
+    from ._types import Send
+
 __all__ = [
     "Emitter",
     "GraphInterrupt",
     "StreamWriter",
-    "TaskContext",
+    "Task",
     "check_cancelled",
     "current_task",
     "emit_token",
@@ -67,30 +73,57 @@ class Emitter:
         )
 
 
+_NO_RESUME: dict[str, Any] = {}  # shared, never mutated: a task's resume map is replaced
+
+
 @attrs.define(slots=True, eq=False)
-class TaskContext:
-    """The running node task: who it is, where it streams, what it resumes with."""
+class Task:
+    """One node task of a superstep: what it runs on, and what it wrote.
 
-    emitter: Emitter
-    node: str
-    step: int
-    task_id: str
-    ns: tuple[str, ...]
-    resume: dict[str, Any]
-    durable: bool
+    The task is also the node's context: the node's Trio task sets it in
+    :data:`_current`, so ``get_stream_writer()``, ``interrupt()`` and the LLM
+    client find their node, step and event sink through it.
+    """
+
+    run: Run
+    spec: NodeSpec
+    arg: Any
+    index: int
+    id: str
+    writes: Writes = ()
+    goto: tuple[str | Send, ...] = ()
+    done: bool = False
+    interrupts: tuple[Interrupt, ...] = ()
+    resume: dict[str, Any] = _NO_RESUME
     interrupts_seen: int = 0
-    tokens_streams: int = 0
+    token_streams: int = 0
+
+    @property
+    def node(self) -> str:
+        return self.spec.name
+
+    @property
+    def step(self) -> int:
+        return self.run.step
+
+    @property
+    def ns(self) -> tuple[str, ...]:
+        return self.run.ns
+
+    @property
+    def emitter(self) -> Emitter:
+        return self.run.emitter
 
 
-_current: ContextVar[TaskContext | None] = ContextVar("trigraph_task", default=None)
+_current: ContextVar[Task | None] = ContextVar("trigraph_task", default=None)
 
 
-def current_task() -> TaskContext | None:
+def current_task() -> Task | None:
     """The context of the node task running now, or ``None`` outside a node."""
     return _current.get()
 
 
-def _require(what: str) -> TaskContext:
+def _require(what: str) -> Task:
     ctx = _current.get()
     if ctx is None:
         raise RuntimeError(f"{what} can only be called inside a running trigraph node")
@@ -123,12 +156,11 @@ class StreamWriter:
 
     __slots__ = ("_ctx",)
 
-    def __init__(self, ctx: TaskContext) -> None:
+    def __init__(self, ctx: Task) -> None:
         self._ctx = ctx
 
     def __call__(self, data: Any) -> Awaitable[None]:
-        ctx = self._ctx
-        em = ctx.emitter
+        em = self._ctx.run.emitter
         if threading.get_ident() != em.thread:
             if em.custom:
                 trio.from_thread.run(self._send, data)
@@ -138,9 +170,9 @@ class StreamWriter:
         return self._send(data)
 
     async def _send(self, data: Any) -> None:
-        ctx = self._ctx
-        assert ctx.emitter.send is not None
-        await ctx.emitter.send.send(Custom(ctx.step, ctx.node, data, ctx.ns))
+        run = self._ctx.run
+        assert run.emitter.send is not None
+        await run.emitter.send.send(Custom(run.step, self._ctx.spec.name, data, run.ns))
 
 
 def get_stream_writer() -> StreamWriter:
@@ -211,14 +243,14 @@ def interrupt(value: Any) -> Any:
     .. versionadded:: 0.1
     """
     ctx = _require("interrupt()")
-    if not ctx.durable:
+    if ctx.run.durable is None:
         raise RuntimeError(
             f"interrupt() in node {ctx.node!r} needs a durable run: compile the graph "
             "with a checkpointer and pass thread= to ainvoke/stream"
         )
     index = ctx.interrupts_seen
     ctx.interrupts_seen = index + 1
-    iid = interrupt_id(ctx.ns, ctx.task_id, index)
+    iid = interrupt_id(ctx.run.ns, ctx.id, index)
     if iid in ctx.resume:
         return ctx.resume[iid]
     raise GraphInterrupt(Interrupt(value, ctx.node, iid))
@@ -237,7 +269,7 @@ async def emit_token(text: str, *, model: str | None = None, stream_id: int = 0)
     em = ctx.emitter
     if not em.messages or em.send is None:
         return
-    await em.send.send(Token(ctx.step, ctx.node, text, ctx.ns, model, stream_id))
+    await em.send.send(Token(ctx.run.step, ctx.spec.name, text, ctx.run.ns, model, stream_id))
 
 
 def next_stream_id() -> int:
@@ -245,8 +277,8 @@ def next_stream_id() -> int:
     ctx = _current.get()
     if ctx is None:
         return 0
-    ctx.tokens_streams += 1
-    return ctx.tokens_streams - 1
+    ctx.token_streams += 1
+    return ctx.token_streams - 1
 
 
 def check_cancelled() -> None:
@@ -264,7 +296,7 @@ def check_cancelled() -> None:
     .. versionadded:: 0.1
     """
     ctx = _current.get()
-    if ctx is None or threading.get_ident() == ctx.emitter.thread:
+    if ctx is None or threading.get_ident() == ctx.run.emitter.thread:
         raise RuntimeError(
             "check_cancelled() is for sync nodes running in worker threads; "
             "async nodes are cancelled at their next await"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +27,9 @@ import attrs
 import trio
 
 from ._abc import Checkpointer, CheckpointRecord
-from ._context import Emitter, GraphInterrupt, TaskContext
+from ._context import Emitter, GraphInterrupt, Task
 from ._exceptions import EmptyInputError, GraphValidationError, SerializationError
-from ._loop import NO_ARG, Run, Task, TaskPlan
+from ._loop import NO_ARG, Restored, Run, TaskPlan
 from ._merge import Writes, apply_writes
 from ._schema import MISSING
 from ._serde import default_serializer
@@ -82,7 +82,7 @@ class Loaded:
     values: dict[str, Any]
     plans: list[TaskPlan]
     joins: dict[int, set[str]]
-    tasks: dict[str, Task]
+    tasks: dict[str, Restored]
     interrupts: list[tuple[Interrupt, str, str]]
     """Pending interrupts: ``(interrupt, task id, node of that task)``."""
 
@@ -122,18 +122,16 @@ class Durable:
         plans = [TaskPlan(p[0], p[1] if len(p) > 1 else NO_ARG) for p in body["next"]]
         self.plans = plans
         joins = {int(k): set(v) for k, v in body["joins"].items()}
-        tasks: dict[str, Task] = {}
+        tasks: dict[str, Restored] = {}
         interrupts: list[tuple[Interrupt, str, str]] = []
         if record.pending is not None:
             pending = self.serde.loads(record.pending)
-            nodes = graph._spec.nodes
             for task_id, t in pending["tasks"].items():
-                node = nodes[t["node"]]
-                tasks[task_id] = Task(
-                    node, NO_ARG, -1, task_id,
+                tasks[task_id] = Restored(
+                    t["node"],
+                    done=t["done"],
                     writes=[tuple(w) for w in t["writes"]],
                     goto=_decode_goto(t["goto"]),
-                    done=t["done"],
                     resume=dict(t["resume"]),
                 )
             interrupts = [(Interrupt(v, n, i), tid, owner)
@@ -242,7 +240,7 @@ class Durable:
                 key=culprit[5:-1] if culprit else None,
             ) from exc
 
-    async def save_pending(self, run: Run, tasks: Sequence[Task]) -> None:
+    async def save_pending(self, run: Run, tasks: Mapping[str, Task | Restored]) -> None:
         """Keep the writes of the finished tasks and the interrupts of a step that
         did not complete, on the checkpoint it started from."""
         if self.mode == "exit":
@@ -250,19 +248,20 @@ class Durable:
         await self._drain()
         data = {
             "tasks": {
-                t.id: {
-                    "node": t.spec.name,
+                task_id: {
+                    "node": t.node,
                     "writes": [list(w) for w in t.writes] if t.done else [],
                     "goto": _encode_goto(t.goto) if t.done else [],
                     "done": t.done,
                     "resume": t.resume,
                 }
-                for t in tasks
+                for task_id, t in tasks.items()
                 if t.done or t.resume
             },
             "interrupts": [
-                [i.value, i.node, i.id, t.id, t.spec.name]
-                for t in tasks
+                [i.value, i.node, i.id, task_id, t.node]
+                for task_id, t in tasks.items()
+                if isinstance(t, Task)
                 for i in t.interrupts
             ],
         }
@@ -383,7 +382,7 @@ async def drive_durable(
     run.durable = durable
     loaded = await durable.load(checkpoint_id, graph)
     schema = graph._spec.schema
-    done: dict[str, Task] | None = None
+    done: dict[str, Restored] | None = None
     if input is None or isinstance(input, Command):
         if loaded is None:
             raise EmptyInputError(
@@ -399,7 +398,7 @@ async def drive_durable(
                 done = {}
             await cp.put(durable._record(run, {}, [], plans, force_snapshot=True))
             if done:
-                await durable.save_pending(run, list(done.values()))
+                await durable.save_pending(run, done)
         if isinstance(input, Command):
             if input.update is not None or input.goto:
                 raise ValueError(
@@ -408,11 +407,8 @@ async def drive_durable(
                 )
             owners = {tid: owner for _, tid, owner in loaded.interrupts}
             for task_id, answers in _resume_map(loaded, input.resume, thread).items():
-                task = done.get(task_id)
-                if task is None:
-                    node = graph._spec.nodes[owners[task_id]]
-                    task = done[task_id] = Task(node, NO_ARG, -1, task_id)
-                task.resume = {**task.resume, **answers}
+                known = done.get(task_id) or Restored(owners[task_id])
+                done[task_id] = attrs.evolve(known, resume={**known.resume, **answers})
     else:
         if loaded is not None:
             run.values, run.joins = loaded.values, loaded.joins
@@ -516,7 +512,7 @@ async def update_state(
 
 
 async def run_nested(
-    graph: CompiledGraph, run: Run, data: dict[str, Any], ctx: TaskContext, parent: Durable
+    graph: CompiledGraph, run: Run, data: dict[str, Any], ctx: Task, parent: Durable
 ) -> None:
     """Run a subgraph inside a durable parent task, on the parent's thread.
 
@@ -538,10 +534,8 @@ async def run_nested(
             owner = owners.get(intr_id)
             if owner is None:
                 continue
-            task = done.get(owner[0])
-            if task is None:
-                task = done[owner[0]] = Task(graph._spec.nodes[owner[1]], NO_ARG, -1, owner[0])
-            task.resume = {**task.resume, intr_id: value}
+            known = done.get(owner[0]) or Restored(owner[1])
+            done[owner[0]] = attrs.evolve(known, resume={**known.resume, intr_id: value})
         run.written = await durable.written_log()
         plans = loaded.plans
     else:

@@ -19,49 +19,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 import trio
 
-from ._context import Emitter, GraphInterrupt, TaskContext, _current
+from ._context import Emitter, GraphInterrupt, Task, _current
 from ._events import Interrupted, TaskEnd, TaskStart, Update, Values
 from ._exceptions import GraphRecursionError, GraphValidationError
 from ._merge import Writes, apply_writes
-from ._node import NodeSpec, as_sequence, call_node, read_result
-from ._types import END, START, Interrupt, Send
+from ._node import as_sequence, call_node, read_result
+from ._types import END, Interrupt, Send
 from ._util import Sentinel
 
 if TYPE_CHECKING:
     from ._durable import Durable
     from ._graph import Branch, GraphSpec
 
-__all__ = ["NO_ARG", "Run", "Task", "TaskPlan"]
+__all__ = ["NO_ARG", "Restored", "Run", "Task", "TaskPlan"]
 
 NO_ARG: Final = Sentinel("NO_ARG")
 """A task's argument when it reads the state (it was not started by a ``Send``)."""
 
 
-@attrs.frozen(slots=True)
-class TaskPlan:
-    """A task still to run: *node*, and its ``Send`` argument (or ``NO_ARG``)."""
+class TaskPlan(NamedTuple):
+    """A task still to run: *node*, and its ``Send`` argument (or ``NO_ARG``).
+
+    A named tuple rather than an attrs class: one is made per planned task,
+    and a tuple is the cheapest immutable value to build.
+    """
 
     node: str
     arg: Any = NO_ARG
 
 
-@attrs.define(slots=True, eq=False)
-class Task:
-    """One node invocation within a superstep, and what it wrote."""
+@attrs.frozen(slots=True)
+class Restored:
+    """What a checkpoint remembers of a task of an unfinished step."""
 
-    spec: NodeSpec
-    arg: Any
-    index: int
-    id: str
+    node: str
+    done: bool = False
     writes: Writes = ()
     goto: tuple[str | Send, ...] = ()
-    done: bool = False
-    interrupts: tuple[Interrupt, ...] = ()
     resume: dict[str, Any] = attrs.Factory(dict)
 
 
@@ -98,15 +97,15 @@ class Run:
     written: list[tuple[str, Any]] | None = None
     paused: Pause | None = None
     _errors: list[tuple[int, Exception]] = attrs.Factory(list)
-    _scope: trio.CancelScope | None = None
+    _nursery: trio.Nursery | None = None
+    _running: int = 0
+    _step_done: trio.Event = attrs.Factory(trio.Event)
 
     # -- planning ---------------------------------------------------------
 
     def make_tasks(self, plans: Sequence[TaskPlan], step: int) -> list[Task]:
         nodes = self.graph.nodes
-        return [
-            Task(nodes[p.node], p.arg, i, f"{step}.{i}") for i, p in enumerate(plans)
-        ]
+        return [Task(self, nodes[p.node], p.arg, i, f"{step}.{i}") for i, p in enumerate(plans)]
 
     async def plan_from(
         self, sources: Sequence[tuple[str, tuple[str | Send, ...]]]
@@ -205,16 +204,31 @@ class Run:
 
     # -- running ----------------------------------------------------------
 
-    async def run(self, plans: list[TaskPlan], done: dict[str, Task] | None = None) -> None:
+    async def run(
+        self, plans: list[TaskPlan], done: dict[str, Restored] | None = None
+    ) -> None:
         """Run supersteps from *plans* until none is left, a pause, or a stop.
 
-        *done* maps task ids of the first step to tasks restored from a
-        checkpoint (finished writes, or resume values for an interrupt).
+        *done* maps task ids of the first step to what a checkpoint kept of
+        them (finished writes, or resume values for an interrupt); passing it,
+        even empty, marks a resume, which skips ``interrupt_before`` once.
+
+        All node tasks of the run are children of one nursery owned by this
+        call; a step waits until its last task has finished.
         """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._steps(plans, done)
+        self._nursery = None
+        if self._errors:
+            self._raise_errors()
+
+    async def _steps(self, plans: list[TaskPlan], done: dict[str, Restored] | None) -> None:
         steps = 0
         em = self.emitter
         before = self.interrupt_before
         after = self.interrupt_after
+        schema = self.graph.schema
         while plans:
             if before and done is None and any(p.node in before for p in plans):
                 await self._pause_at([p.node for p in plans if p.node in before])
@@ -231,16 +245,15 @@ class Run:
                         task.done = restored.done
                         task.writes = restored.writes
                         task.goto = restored.goto
-                        task.resume = restored.resume
+                        task.resume = dict(restored.resume)
             done = None
             self.step = step
-            await self._superstep(tasks)
-            if self.paused is not None:
+            if not await self._superstep(tasks):
                 return
             written = [(t.spec.name, t.writes) for t in tasks]
             durable = self.durable
             old = durable.before_apply(self, written) if durable is not None else None
-            keys = apply_writes(self.values, self.graph.schema.reducers, written, step)
+            keys = apply_writes(self.values, schema.reducers, written, step)
             flat: list[tuple[str, Any]] | None = None
             if self.written is not None:
                 flat = [w for _node, writes in written for w in writes]
@@ -250,7 +263,7 @@ class Run:
                 await durable.after_step(self, old, keys, plans, flat)
             if em.values:
                 await self._emit_values()
-            if after and any(t.spec.name in after for t in tasks) and plans:
+            if after and plans and any(t.spec.name in after for t in tasks):
                 await self._pause_at([t.spec.name for t in tasks if t.spec.name in after])
                 return
             if self.stop is not None and self.stop.is_set():
@@ -275,54 +288,67 @@ class Run:
             for node in dict.fromkeys(nodes):
                 await send.send(Interrupted(self.step, node, None, "", self.ns))
 
-    async def _superstep(self, tasks: list[Task]) -> None:
-        self._errors = []
-        async with trio.open_nursery() as nursery:
-            self._scope = nursery.cancel_scope
-            for task in tasks:
-                if not task.done:
-                    nursery.start_soon(self._run_task, task)
-        self._scope = None
+    async def _superstep(self, tasks: list[Task]) -> bool:
+        """Run one step's tasks to completion; False if the run must stop here."""
+        nursery = self._nursery
+        assert nursery is not None
+        self._running = 0
+        self._step_done = trio.Event()
+        for task in tasks:
+            if not task.done:
+                self._running += 1
+                nursery.start_soon(self._run_task, task)
+        if self._running:
+            await self._step_done.wait()
         interrupted = [t for t in tasks if t.interrupts]
         if (self._errors or interrupted) and self.durable is not None:
-            await self.durable.save_pending(self, tasks)
+            await self.durable.save_pending(self, {t.id: t for t in tasks})
         if self._errors:
-            self._errors.sort(key=lambda pair: pair[0])
-            errors = [exc for _, exc in self._errors]
-            if len(errors) == 1:
-                raise errors[0]
-            raise ExceptionGroup(f"{len(errors)} nodes failed in step {self.step}", errors)
+            nursery.cancel_scope.cancel()
+            return False
         if interrupted:
             self.paused = Pause([i for t in interrupted for i in t.interrupts])
+            self.step -= 1
             send = self.emitter.send
             if send is not None:
                 for intr in self.paused.interrupts:
-                    await send.send(
-                        Interrupted(self.step - 1, intr.node, intr.value, intr.id, self.ns)
-                    )
-            self.step -= 1
+                    await send.send(Interrupted(self.step, intr.node, intr.value, intr.id, self.ns))
+            return False
+        return True
+
+    def _raise_errors(self) -> None:
+        self._errors.sort(key=lambda pair: pair[0])
+        errors = [exc for _, exc in self._errors]
+        if len(errors) == 1:
+            raise errors[0]
+        raise ExceptionGroup(f"{len(errors)} nodes failed in step {self.step}", errors)
 
     async def _run_task(self, task: Task) -> None:
+        try:
+            await self._run_task_body(task)
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._step_done.set()
+
+    async def _run_task_body(self, task: Task) -> None:
         spec = task.spec
         em = self.emitter
         step = self.step
-        ctx = TaskContext(
-            em, spec.name, step, task.id, self.ns, task.resume, self.durable is not None
-        )
-        _current.set(ctx)
-        arg = task.arg
-        if arg is NO_ARG:
-            arg = self.graph.schema.node_input(self.values)
+        _current.set(task)
         if em.tasks:
             started = trio.current_time()
             assert em.send is not None
             await em.send.send(TaskStart(step, spec.name, task.id, self.ns))
         try:
+            arg = task.arg
+            if arg is NO_ARG:
+                arg = self.graph.schema.node_input(self.values)
             if self.run_limiter is None:
-                result = await call_node(spec, arg, ctx, self)
+                result = await call_node(task, arg)
             else:
                 async with self.run_limiter:
-                    result = await call_node(spec, arg, ctx, self)
+                    result = await call_node(task, arg)
             task.writes, task.goto, update = read_result(
                 result, spec.name, step, self.graph.schema
             )
@@ -338,8 +364,9 @@ class Run:
                     TaskEnd(step, spec.name, task.id, trio.current_time() - started,
                             repr(exc), self.ns)
                 )
-            assert self._scope is not None
-            self._scope.cancel()
+            assert self._nursery is not None
+            # Cancels the step's siblings; the loop sees the errors and stops.
+            self._nursery.cancel_scope.cancel()
             return
         task.done = True
         if em.updates:
@@ -358,5 +385,3 @@ def limiter(n: int | None) -> trio.CapacityLimiter | None:
         return None
     return trio.CapacityLimiter(n)
 
-
-START_PLAN = TaskPlan(START)

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from ._context import TaskContext
+from ._context import Task
 from ._events import Custom
 from ._exceptions import GraphValidationError, InvalidUpdateError, NodeTimeoutError
 from ._types import Command, RetryPolicy, Send
 
 if TYPE_CHECKING:
-    from ._loop import Run
     from ._merge import Writes
     from ._schema import Schema
 
@@ -70,19 +69,22 @@ class NodeSpec:
         return self.retry is None and self.timeout is None and self.max_concurrency is None
 
 
-async def _call_once(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
+async def _call_once(task: Task, arg: Any) -> Any:
+    spec = task.spec
     kind = spec.kind
     if kind == "async":
         return await spec.fn(arg)
     if kind == "sync":
-        return await trio.to_thread.run_sync(spec.fn, arg, limiter=run.thread_limiter)
+        return await trio.to_thread.run_sync(spec.fn, arg, limiter=task.run.thread_limiter)
     if kind == "agen":
-        return await _drive_agen(spec, arg, ctx)
-    return await spec.fn._run_subgraph(arg, ctx, run)
+        return await _drive_agen(task, arg)
+    return await spec.fn._run_subgraph(arg, task)
 
 
-async def _drive_agen(spec: NodeSpec, arg: Any, ctx: TaskContext) -> Any:
-    em = ctx.emitter
+async def _drive_agen(task: Task, arg: Any) -> Any:
+    spec = task.spec
+    run = task.run
+    em = run.emitter
     commands: list[Command] = []
     async with aclosing(spec.fn(arg)) as agen:
         async for item in agen:
@@ -90,7 +92,7 @@ async def _drive_agen(spec: NodeSpec, arg: Any, ctx: TaskContext) -> Any:
                 commands.append(item)
             elif em.custom:
                 assert em.send is not None
-                await em.send.send(Custom(ctx.step, ctx.node, item, ctx.ns))
+                await em.send.send(Custom(run.step, spec.name, item, run.ns))
             else:
                 await trio.lowlevel.checkpoint()
     if not commands:
@@ -115,17 +117,17 @@ class SubgraphResult:
     update: dict[str, Any]
 
 
-async def _call_timed(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
-    timeout = spec.timeout
+async def _call_timed(task: Task, arg: Any) -> Any:
+    timeout = task.spec.timeout
     if timeout is None:
-        return await _call_once(spec, arg, ctx, run)
+        return await _call_once(task, arg)
     with trio.move_on_after(timeout) as scope:
-        return await _call_once(spec, arg, ctx, run)
+        return await _call_once(task, arg)
     assert scope.cancelled_caught
-    raise NodeTimeoutError(spec.name, timeout, ctx.step)
+    raise NodeTimeoutError(task.spec.name, timeout, task.run.step)
 
 
-async def call_node(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
+async def call_node(task: Task, arg: Any) -> Any:
     """Run one task of *spec* on *arg* with its timeout, retries and limiter.
 
     Cancellation:
@@ -133,24 +135,25 @@ async def call_node(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any
       sync node's thread is waited for (it can stop early with
       ``trigraph.check_cancelled()``); an async generator is closed.
     """
+    spec = task.spec
     if spec.plain:
-        return await _call_once(spec, arg, ctx, run)
-    limiter = run.node_limiters.get(spec.name)
+        return await _call_once(task, arg)
+    limiter = task.run.node_limiters.get(spec.name)
     if limiter is None:
-        return await _call_retrying(spec, arg, ctx, run)
+        return await _call_retrying(task, arg)
     async with limiter:
-        return await _call_retrying(spec, arg, ctx, run)
+        return await _call_retrying(task, arg)
 
 
-async def _call_retrying(spec: NodeSpec, arg: Any, ctx: TaskContext, run: Run) -> Any:
-    policy = spec.retry
+async def _call_retrying(task: Task, arg: Any) -> Any:
+    policy = task.spec.retry
     if policy is None:
-        return await _call_timed(spec, arg, ctx, run)
+        return await _call_timed(task, arg)
     attempt = 1
     while True:
-        ctx.interrupts_seen = 0
+        task.interrupts_seen = 0
         try:
-            return await _call_timed(spec, arg, ctx, run)
+            return await _call_timed(task, arg)
         except Exception as exc:
             if attempt >= policy.max_attempts or not policy.should_retry(exc):
                 if attempt > 1:
@@ -174,7 +177,7 @@ def read_result(
     """
     if result is None:
         return (), (), None
-    if isinstance(result, Mapping):
+    if type(result) is dict or isinstance(result, Mapping):
         schema.check_update_keys(result, node, step)
         return result.items(), (), result
     if isinstance(result, Command):

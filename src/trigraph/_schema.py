@@ -133,7 +133,18 @@ def _hints(cls: type) -> dict[str, Any]:
         ) from exc
 
 
+_QUALIFIERS = (typing.Required, typing.NotRequired, typing.ClassVar, typing.Final)
+
+
+def _strip(hint: Any) -> Any:
+    """*hint* without ``Required``/``NotRequired``/``Final`` wrappers."""
+    while get_origin(hint) in _QUALIFIERS:
+        hint = get_args(hint)[0]
+    return hint
+
+
 def _reducer_of(key: str, hint: Any, schema_name: str) -> Reducer | None:
+    hint = _strip(hint)
     if get_origin(hint) is not typing.Annotated:
         return None
     for meta in hint.__metadata__:
@@ -159,7 +170,8 @@ def _check_reducer_arity(key: str, fn: Callable[..., Any], schema_name: str) -> 
 
 
 def _empty_factory(hint: Any) -> Callable[[], Any] | None:
-    base = get_args(hint)[0] if get_origin(hint) is typing.Annotated else hint
+    hint = _strip(hint)
+    base = _strip(get_args(hint)[0]) if get_origin(hint) is typing.Annotated else hint
     origin = get_origin(base) or base
     if not isinstance(origin, type) or inspect.isabstract(origin):
         return None

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Durable", "drive_durable", "get_state", "get_state_history", "update_state"]
 
 _MIN_SNAPSHOT_GAP = 4096
-_FLUSH_TIMEOUT = 10.0
+_FLUSH_TIMEOUT = 30.0
 
 
 def _new_id(step: int) -> str:
@@ -102,6 +102,7 @@ class Durable:
     _snapshot_size: int = 0
     _queue: trio.MemorySendChannel[CheckpointRecord] | None = None
     _dirty: bool = False
+    _completed: int = 0
     _drained: trio.Event = attrs.Factory(trio.Event)
 
     # -- reading ----------------------------------------------------------
@@ -119,6 +120,7 @@ class Durable:
         self._snapshot_size = len(base.snapshot or base.body)
         self._since_snapshot = sum(len(r.body) for r in chain[:-1])
         self.head = record.id
+        self._completed = record.step
         plans = [TaskPlan(p[0], p[1] if len(p) > 1 else NO_ARG) for p in body["next"]]
         self.plans = plans
         joins = {int(k): set(v) for k, v in body["joins"].items()}
@@ -176,6 +178,7 @@ class Durable:
     ) -> None:
         """Checkpoint the step just applied (``written``: a subgraph's raw writes)."""
         self.plans = plans
+        self._completed = run.step
         if self.mode == "exit":
             self._dirty = True
             return
@@ -219,9 +222,9 @@ class Durable:
         record = CheckpointRecord(
             thread=self.thread,
             ns=self.ns,
-            id=_new_id(run.step),
+            id=_new_id(self._completed),
             parent_id=self.head,
-            step=run.step,
+            step=self._completed,
             created_at=time.time(),
             body=body,
             snapshot=snapshot,
@@ -305,21 +308,36 @@ class Durable:
         send, receive = trio.open_memory_channel[CheckpointRecord](1)
         self._queue = send
         self._drained = trio.Event()
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer, receive)
+            writer: trio.CancelScope = await nursery.start(self._writer, receive)
             try:
                 yield
+            except Exception as exc:
+                failure = exc  # re-raised below, not wrapped in an ExceptionGroup
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(_FLUSH_TIMEOUT):
-                    await self._drain()
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(_FLUSH_TIMEOUT):
+                        await self._drain()
+                    writer.cancel()  # only matters if the drain timed out
+        if failure is not None:
+            raise failure
 
-    async def _writer(self, receive: trio.MemoryReceiveChannel[CheckpointRecord]) -> None:
-        try:
-            async with receive:
-                async for record in receive:
-                    await self.cp.put(record)
-        finally:
-            self._drained.set()
+    async def _writer(
+        self,
+        receive: trio.MemoryReceiveChannel[CheckpointRecord],
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        # Shielded: a cancelled run still commits the records it handed over,
+        # in order; ``writing()`` bounds how long that may take.
+        with trio.CancelScope(shield=True) as scope:
+            task_status.started(scope)
+            try:
+                async with receive:
+                    async for record in receive:
+                        await self.cp.put(record)
+            finally:
+                self._drained.set()
 
 
 def _find_culprit(serde: Any, values: Any) -> str | None:
@@ -492,7 +510,10 @@ async def update_state(
         raise GraphValidationError(f"update_state(as_node={as_node!r}): no such node", node=as_node)
     run = Run(spec, Emitter(None), spec.schema.initial_values())
     if loaded is not None:
-        run.values, run.joins, run.step = loaded.values, loaded.joins, loaded.record.step + 1
+        # An edit that keeps the thread's next tasks keeps its step number too, so
+        # the tasks (and the ids of their pending interrupts) stay the same.
+        step = loaded.record.step + (0 if as_node is None else 1)
+        run.values, run.joins, run.step = loaded.values, loaded.joins, step
     writer = as_node or "update_state"
     update = dict(values or {})
     spec.schema.check_update_keys(update, writer, run.step)

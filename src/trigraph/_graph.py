@@ -19,6 +19,7 @@ import attrs
 from ._exceptions import GraphValidationError
 from ._node import NodeSpec, node_kind
 from ._schema import Schema, schema_of
+from ._serde import default_serializer
 from ._types import END, START, RetryPolicy
 
 if TYPE_CHECKING:
@@ -313,6 +314,8 @@ class StateGraph(Generic[StateT]):
         from ._validate import validate
 
         spec = self._freeze()
+        for cls in spec.schema.value_types:
+            default_serializer.register(cls)
         before = _interrupt_names(interrupt_before, spec)
         after = _interrupt_names(interrupt_after, spec)
         validate(spec)

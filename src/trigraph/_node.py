@@ -62,11 +62,18 @@ class NodeSpec:
     timeout: float | None = None
     max_concurrency: int | None = None
     destinations: tuple[str, ...] = ()
+    plain: bool = attrs.field(init=False)
+    """No retry, timeout or limiter wraps the call."""
+    direct: bool = attrs.field(init=False)
+    """A plain ``async def``: the task awaits it with no adapter in between."""
 
-    @property
-    def plain(self) -> bool:
-        """True when no retry, timeout or limiter wraps the call."""
+    @plain.default
+    def _plain(self) -> bool:
         return self.retry is None and self.timeout is None and self.max_concurrency is None
+
+    @direct.default
+    def _direct(self) -> bool:
+        return self.plain and self.kind == "async"
 
 
 async def _call_once(task: Task, arg: Any) -> Any:

@@ -48,6 +48,8 @@ class Schema:
     initial: Mapping[str, Callable[[], Any]]
     input_keys: frozenset[str] | None
     output_keys: frozenset[str] | None
+    value_types: frozenset[type] = frozenset()
+    """attrs classes and dataclasses named in the annotations (for the serializer)."""
 
     def check_update_keys(self, update: Mapping[str, Any], node: str, step: int) -> None:
         """Raise :class:`InvalidUpdateError` if *update* names a key the schema lacks."""
@@ -187,6 +189,25 @@ class _Fields:
     keys: set[str] = attrs.Factory(set)
     reducers: dict[str, Reducer] = attrs.Factory(dict)
     initial: dict[str, Callable[[], Any]] = attrs.Factory(dict)
+    types: set[type] = attrs.Factory(set)
+
+
+def _collect_types(hint: Any, into: set[type]) -> None:
+    """Add the attrs classes and dataclasses *hint* names, however nested."""
+    hint = _strip(hint)
+    if isinstance(hint, type) and (attrs.has(hint) or dataclasses.is_dataclass(hint)):
+        if hint in into:
+            return
+        into.add(hint)
+        try:
+            nested = get_type_hints(hint, include_extras=True)
+        except Exception:  # unresolvable field annotations: the class alone is enough
+            return
+        for field_hint in nested.values():
+            _collect_types(field_hint, into)
+        return
+    for arg in get_args(hint):
+        _collect_types(arg, into)
 
 
 def _collect(cls: Any, into: _Fields) -> frozenset[str] | None:
@@ -209,12 +230,15 @@ def _collect(cls: Any, into: _Fields) -> frozenset[str] | None:
         if key.startswith("__"):
             continue
         into.keys.add(key)
+        _collect_types(hint, into.types)
         reducer = _reducer_of(key, hint, name)
         if reducer is not None:
             into.reducers[key] = reducer
             factory = _empty_factory(hint)
             if factory is not None:
                 into.initial.setdefault(key, factory)
+    if not _is_typeddict(cls):
+        into.types.add(cls)
     if attrs.has(cls):
         for a in attrs.fields(cls):
             if isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
@@ -258,4 +282,5 @@ def schema_of(schema: Any, input_schema: Any = None, output_schema: Any = None) 
         initial=fields.initial,
         input_keys=input_keys,
         output_keys=output_keys,
+        value_types=frozenset(fields.types),
     )

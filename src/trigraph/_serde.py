@@ -2,10 +2,12 @@
 and dataclasses, and never pickle.
 
 JSON types round-trip as themselves (a tuple comes back as a list). An attrs
-or dataclass instance is written as ``{"__type__": name, "fields": {...}}``
+or dataclass instance is written as ``{"__trigraph_type__": name, "fields": {...}}``
+(a dict of exactly those two keys is reserved for this)
 and read back only if its class was registered, either with
 :meth:`JsonSerializer.register` or by being encoded earlier in this process
-(state schemas register themselves at ``compile()``). Reading never imports
+(``compile()`` registers the attrs classes and dataclasses named in the state
+schema's annotations, so a fresh process can read what an earlier one wrote). Reading never imports
 a module or calls anything but a registered class's constructor.
 """
 
@@ -22,7 +24,7 @@ from ._util import final
 
 __all__ = ["JsonSerializer", "default_serializer"]
 
-_TYPE = "__type__"
+_TYPE = "__trigraph_type__"
 
 
 def _type_name(cls: type) -> str:

@@ -57,14 +57,18 @@ def validate(spec: GraphSpec) -> None:
 
 
 def _successors(spec: GraphSpec, name: str) -> list[str] | None:
-    """Where *name* can lead; ``None`` means anywhere (a router without path_map)."""
+    """Where *name* can lead; ``None`` means anywhere.
+
+    Any router can lead anywhere: without a path_map its names are free, and
+    with one it may still return ``Send`` objects to any node. So once a
+    router is reachable, every node counts as reachable; the check catches
+    nodes cut off in graphs (or parts of graphs) wired by edges alone.
+    """
     out = list(spec.edges.get(name, ()))
     for join in spec.joins_by_source.get(name, ()):
         out.append(join.target)
-    for branch in spec.branches.get(name, ()):
-        if branch.path_map is None:
-            return None
-        out.extend(branch.path_map.values())
+    if spec.branches.get(name):
+        return None
     node = spec.nodes.get(name)
     if node is not None:
         out.extend(node.destinations)

@@ -127,8 +127,7 @@ class SqliteCheckpointer:
             isolation_level=None,
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # Read-only checks first: a file that is not ours must be left as it was.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise CheckpointError(
@@ -149,6 +148,8 @@ class SqliteCheckpointer:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise CheckpointError(f"{self.path} is not a trigraph database: {exc}") from exc

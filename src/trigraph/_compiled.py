@@ -87,6 +87,28 @@ class CompiledGraph(metaclass=NoPublicConstructor):
     def __repr__(self) -> str:
         return f"<CompiledGraph {self.name!r} with {len(self._spec.nodes)} nodes>"
 
+    def with_checkpointer(self, checkpointer: Checkpointer | None) -> CompiledGraph:
+        """The same graph with another checkpointer (or none); this one is unchanged.
+
+        Example:
+          >>> from trigraph import END, START, MemoryCheckpointer, StateGraph
+          >>> g = StateGraph(dict)
+          >>> _ = g.add_node("a", lambda s: None).add_edge(START, "a").add_edge("a", END)
+          >>> graph = g.compile()
+          >>> graph.with_checkpointer(MemoryCheckpointer()).checkpointer is not None
+          True
+
+        .. versionadded:: 0.1
+        """
+        return CompiledGraph._create(
+            self._spec,
+            checkpointer=checkpointer,
+            interrupt_before=self.interrupt_before,
+            interrupt_after=self.interrupt_after,
+            name=self.name,
+            builder=self.builder,
+        )
+
     @property
     def nodes(self) -> tuple[str, ...]:
         """The node names, in the order they were added."""

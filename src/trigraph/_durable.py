@@ -34,6 +34,7 @@ from ._merge import Writes, apply_writes
 from ._schema import MISSING
 from ._serde import default_serializer
 from ._types import START, Command, Interrupt, Send, StateSnapshot
+from ._util import collapse
 
 if TYPE_CHECKING:
     from ._compiled import CompiledGraph, Durability
@@ -85,6 +86,122 @@ class Loaded:
     tasks: dict[str, Restored]
     interrupts: list[tuple[Interrupt, str, str]]
     """Pending interrupts: ``(interrupt, task id, node of that task)``."""
+    paused_before: bool = False
+    """The run paused here on ``interrupt_before``: resuming skips that pause once."""
+    sizes: tuple[int, int] = (0, 0)
+    """Bytes of the chain's snapshot (or root), and of the deltas written since."""
+
+    @property
+    def started(self) -> bool:
+        """Whether the next step already began (a pause before it, or pending work)."""
+        return self.paused_before or bool(self.tasks) or bool(self.interrupts)
+
+    def snapshot(self) -> StateSnapshot:
+        """The public view: ``next`` lists only the tasks still to run."""
+        record = self.record
+        prefix = f"{record.step + 1}."
+        still = [
+            p.node for i, p in enumerate(self.plans)
+            if not (t := self.tasks.get(f"{prefix}{i}")) or not t.done
+        ]
+        return StateSnapshot(
+            values=self.values,
+            next=tuple(dict.fromkeys(still)),
+            step=record.step,
+            checkpoint_id=record.id,
+            interrupts=tuple(intr for intr, _, _ in self.interrupts),
+            parent_checkpoint_id=record.parent_id,
+        )
+
+
+def _decode(record: CheckpointRecord, values: dict[str, Any], serde: Any) -> Loaded:
+    body = serde.loads(record.body)
+    plans = [TaskPlan(p[0], p[1] if len(p) > 1 else NO_ARG) for p in body["next"]]
+    joins = {int(k): set(v) for k, v in body["joins"].items()}
+    tasks: dict[str, Restored] = {}
+    interrupts: list[tuple[Interrupt, str, str]] = []
+    paused_before = False
+    if record.pending is not None:
+        pending = serde.loads(record.pending)
+        for task_id, t in pending["tasks"].items():
+            tasks[task_id] = Restored(
+                t["node"],
+                done=t["done"],
+                writes=[tuple(w) for w in t["writes"]],
+                goto=_decode_goto(t["goto"]),
+                resume=dict(t["resume"]),
+            )
+        interrupts = [
+            (Interrupt(v, n, i), tid, owner) for v, n, i, tid, owner in pending["interrupts"]
+        ]
+        paused_before = bool(pending.get("before"))
+    return Loaded(record, values, plans, joins, tasks, interrupts, paused_before)
+
+
+def _rebuild(chain: list[CheckpointRecord], serde: Any) -> dict[str, Any]:
+    """The values at ``chain[0]``, from the snapshot (or root) at ``chain[-1]``."""
+    base = chain[-1]
+    if base.snapshot is not None:
+        values: dict[str, Any] = serde.loads(base.snapshot)
+        rest = chain[-2::-1]
+    else:
+        values = {}
+        rest = chain[::-1]
+    for record in rest:
+        _apply_delta(values, serde.loads(record.body)["delta"])
+    return values
+
+
+async def read_checkpoint(
+    cp: Checkpointer,
+    thread: str,
+    checkpoint_id: str | None = None,
+    *,
+    ns: str = "",
+    serde: Any = default_serializer,
+) -> Loaded | None:
+    """Read one checkpoint of *thread* (the latest by default), without a graph.
+
+    Raises:
+      KeyError: *checkpoint_id* is not a checkpoint of the thread.
+    """
+    record = await cp.get(thread, ns, checkpoint_id)
+    if record is None:
+        if checkpoint_id is not None:
+            raise KeyError(f"thread {thread!r} has no checkpoint {checkpoint_id!r}")
+        return None
+    chain = await cp.chain(thread, ns, record.id)
+    loaded = _decode(record, _rebuild(chain, serde), serde)
+    base = chain[-1]
+    loaded.sizes = (len(base.snapshot or base.body), sum(len(r.body) for r in chain[:-1]))
+    return loaded
+
+
+async def read_history(
+    cp: Checkpointer, thread: str, *, ns: str = "", serde: Any = default_serializer
+) -> list[StateSnapshot]:
+    """Every checkpoint of *thread*, forks included, newest first, without a graph.
+
+    One read of the thread's records; each state is rebuilt from its parent's,
+    so the cost is linear in what the thread wrote.
+    """
+    records = await cp.history(thread, ns)
+    states: dict[str, dict[str, Any]] = {}
+    out: list[StateSnapshot] = []
+    for record in reversed(records):
+        if record.snapshot is not None:
+            values = serde.loads(record.snapshot)
+        else:
+            parent = states.get(record.parent_id) if record.parent_id else None
+            if parent is None and record.parent_id is not None:
+                values = _rebuild(await cp.chain(thread, ns, record.id), serde)
+            else:
+                values = dict(parent) if parent is not None else {}
+                _apply_delta(values, serde.loads(record.body)["delta"])
+        states[record.id] = values
+        out.append(_decode(record, values, serde).snapshot())
+    out.reverse()
+    return out
 
 
 @attrs.define(eq=False)
@@ -107,38 +224,19 @@ class Durable:
 
     # -- reading ----------------------------------------------------------
 
-    async def load(self, checkpoint_id: str | None, graph: CompiledGraph) -> Loaded | None:
-        record = await self.cp.get(self.thread, self.ns, checkpoint_id)
-        if record is None:
-            if checkpoint_id is not None:
-                raise KeyError(f"thread {self.thread!r} has no checkpoint {checkpoint_id!r}")
+    async def load(self, checkpoint_id: str | None) -> Loaded | None:
+        """Read a checkpoint and continue this run's lineage from it."""
+        loaded = await read_checkpoint(
+            self.cp, self.thread, checkpoint_id, ns=self.ns, serde=self.serde
+        )
+        if loaded is None:
             return None
-        chain = await self.cp.chain(self.thread, self.ns, record.id)
-        values = self._rebuild(chain)
-        body = self.serde.loads(record.body)
-        base = chain[-1]
-        self._snapshot_size = len(base.snapshot or base.body)
-        self._since_snapshot = sum(len(r.body) for r in chain[:-1])
+        record = loaded.record
+        self._snapshot_size, self._since_snapshot = loaded.sizes
         self.head = record.id
         self._completed = record.step
-        plans = [TaskPlan(p[0], p[1] if len(p) > 1 else NO_ARG) for p in body["next"]]
-        self.plans = plans
-        joins = {int(k): set(v) for k, v in body["joins"].items()}
-        tasks: dict[str, Restored] = {}
-        interrupts: list[tuple[Interrupt, str, str]] = []
-        if record.pending is not None:
-            pending = self.serde.loads(record.pending)
-            for task_id, t in pending["tasks"].items():
-                tasks[task_id] = Restored(
-                    t["node"],
-                    done=t["done"],
-                    writes=[tuple(w) for w in t["writes"]],
-                    goto=_decode_goto(t["goto"]),
-                    resume=dict(t["resume"]),
-                )
-            interrupts = [(Interrupt(v, n, i), tid, owner)
-                          for v, n, i, tid, owner in pending["interrupts"]]
-        return Loaded(record, values, plans, joins, tasks, interrupts)
+        self.plans = loaded.plans
+        return loaded
 
     async def written_log(self) -> list[tuple[str, Any]]:
         """The raw writes of every step from the thread's root to the head, in order."""
@@ -149,18 +247,6 @@ class Durable:
             bodies.append(self.serde.loads(current.body))
             current = records.get(current.parent_id) if current.parent_id else None
         return [(k, v) for body in reversed(bodies) for k, v in body.get("w", ())]
-
-    def _rebuild(self, chain: list[CheckpointRecord]) -> dict[str, Any]:
-        base = chain[-1]
-        if base.snapshot is not None:
-            values: dict[str, Any] = self.serde.loads(base.snapshot)
-            rest = chain[-2::-1]
-        else:
-            values = {}
-            rest = chain[::-1]
-        for record in rest:
-            _apply_delta(values, self.serde.loads(record.body)["delta"])
-        return values
 
     # -- writing (called by the loop) -------------------------------------
 
@@ -243,13 +329,21 @@ class Durable:
                 key=culprit[5:-1] if culprit else None,
             ) from exc
 
-    async def save_pending(self, run: Run, tasks: Mapping[str, Task | Restored]) -> None:
+    async def save_pending(
+        self,
+        run: Run,
+        tasks: Mapping[str, Task | Restored],
+        *,
+        before: bool = False,
+        interrupts: Sequence[tuple[Interrupt, str, str]] = (),
+    ) -> None:
         """Keep the writes of the finished tasks and the interrupts of a step that
-        did not complete, on the checkpoint it started from."""
+        did not complete, on the checkpoint it started from (*before*: the run
+        paused on ``interrupt_before`` and has not started the step)."""
         if self.mode == "exit":
             await self.flush(run)
         await self._drain()
-        data = {
+        data: dict[str, Any] = {
             "tasks": {
                 task_id: {
                     "node": t.node,
@@ -266,14 +360,20 @@ class Durable:
                 for task_id, t in tasks.items()
                 if isinstance(t, Task)
                 for i in t.interrupts
-            ],
+            ] + [[i.value, i.node, i.id, tid, owner] for i, tid, owner in interrupts],
         }
+        if before:
+            data["before"] = True
         assert self.head is not None
         pending = self._dumps(data, "a pending write or interrupt value")
         await self.cp.put_pending(self.thread, self.ns, self.head, pending)
 
-    async def mark_paused(self, run: Run) -> None:
-        if self.mode == "exit":
+    async def mark_paused(self, run: Run, *, before: bool) -> None:
+        """The run pauses; *before* an ``interrupt_before`` node (marked, so that
+        resuming runs the step instead of pausing again) or after a step."""
+        if before:
+            await self.save_pending(run, {}, before=True)
+        elif self.mode == "exit":
             await self.flush(run)
 
     async def flush(self, run: Run) -> None:
@@ -308,18 +408,23 @@ class Durable:
         send, receive = trio.open_memory_channel[CheckpointRecord](1)
         self._queue = send
         self._drained = trio.Event()
-        failure: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            writer: trio.CancelScope = await nursery.start(self._writer, receive)
-            try:
-                yield
-            except Exception as exc:
-                failure = exc  # re-raised below, not wrapped in an ExceptionGroup
-            finally:
-                with trio.CancelScope(shield=True):
-                    with trio.move_on_after(_FLUSH_TIMEOUT):
-                        await self._drain()
-                    writer.cancel()  # only matters if the drain timed out
+        failure: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                writer: trio.CancelScope = await nursery.start(self._writer, receive)
+                try:
+                    yield
+                except Exception as exc:
+                    failure = exc  # re-raised below, not wrapped in an ExceptionGroup
+                finally:
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(_FLUSH_TIMEOUT):
+                            await self._drain()
+                        writer.cancel()  # only matters if the drain timed out
+        except BaseExceptionGroup as group:
+            failure = collapse(group)
+            if failure is group:
+                raise
         if failure is not None:
             raise failure
 
@@ -398,9 +503,10 @@ async def drive_durable(
         raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
     durable = Durable(cp, thread, "", durability)
     run.durable = durable
-    loaded = await durable.load(checkpoint_id, graph)
+    loaded = await durable.load(checkpoint_id)
     schema = graph._spec.schema
     done: dict[str, Restored] | None = None
+    started = False
     if input is None or isinstance(input, Command):
         if loaded is None:
             raise EmptyInputError(
@@ -409,14 +515,13 @@ async def drive_durable(
         run.values, run.step, run.joins = loaded.values, loaded.record.step, loaded.joins
         plans = loaded.plans
         done = loaded.tasks
+        started = loaded.started
         if checkpoint_id is not None:
             # A fork: the old checkpoint stays as it was; the new branch starts
             # from a copy of it, and re-runs its nodes unless resuming them.
             if not isinstance(input, Command):
-                done = {}
+                done, started = {}, False
             await cp.put(durable._record(run, {}, [], plans, force_snapshot=True))
-            if done:
-                await durable.save_pending(run, done)
         if isinstance(input, Command):
             if input.update is not None or input.goto:
                 raise ValueError(
@@ -427,6 +532,11 @@ async def drive_durable(
             for task_id, answers in _resume_map(loaded, input.resume, thread).items():
                 known = done.get(task_id) or Restored(owners[task_id])
                 done[task_id] = attrs.evolve(known, resume={**known.resume, **answers})
+            # Durable before the step re-runs: a crash now keeps the answers. The
+            # interrupts stay listed until the step completes, so that this
+            # checkpoint can still be forked and answered differently.
+            await durable.save_pending(run, done, interrupts=loaded.interrupts)
+            started = True
     else:
         if loaded is not None:
             run.values, run.joins = loaded.values, loaded.joins
@@ -441,7 +551,7 @@ async def drive_durable(
         await durable.after_step(run, old, keys, plans)
         await run.emit_initial()
     async with durable.writing(run):
-        await run.run(plans, done)
+        await run.run(plans, done, started=started)
     result = schema.output(run.values)
     if run.paused is not None and run.paused.interrupts:
         result["__interrupt__"] = tuple(run.paused.interrupts)
@@ -451,53 +561,14 @@ async def drive_durable(
 async def get_state(
     graph: CompiledGraph, thread: str, checkpoint_id: str | None
 ) -> StateSnapshot:
-    durable = Durable(_checkpointer(graph), thread)
-    loaded = await durable.load(checkpoint_id, graph)
+    loaded = await read_checkpoint(_checkpointer(graph), thread, checkpoint_id)
     if loaded is None:
         raise KeyError(f"thread {thread!r} has no checkpoints")
-    return _snapshot(loaded.record, loaded.values, loaded.plans, loaded.interrupts)
-
-
-def _snapshot(
-    record: CheckpointRecord,
-    values: dict[str, Any],
-    plans: Sequence[TaskPlan],
-    interrupts: Sequence[tuple[Interrupt, str, str]],
-) -> StateSnapshot:
-    return StateSnapshot(
-        values=values,
-        next=tuple(dict.fromkeys(p.node for p in plans)),
-        step=record.step,
-        checkpoint_id=record.id,
-        interrupts=tuple(intr for intr, _, _ in interrupts),
-        parent_checkpoint_id=record.parent_id,
-    )
+    return loaded.snapshot()
 
 
 async def get_state_history(graph: CompiledGraph, thread: str) -> list[StateSnapshot]:
-    cp = _checkpointer(graph)
-    records = await cp.history(thread, "")
-    serde = default_serializer
-    states: dict[str, dict[str, Any]] = {}
-    out: list[StateSnapshot] = []
-    for record in reversed(records):
-        body = serde.loads(record.body)
-        if record.snapshot is not None:
-            values = serde.loads(record.snapshot)
-        else:
-            parent = states.get(record.parent_id) if record.parent_id else None
-            values = dict(parent) if parent is not None else {}
-            _apply_delta(values, body["delta"])
-        states[record.id] = values
-        plans = [TaskPlan(p[0]) for p in body["next"]]
-        interrupts: list[tuple[Interrupt, str, str]] = []
-        if record.pending is not None:
-            pending = serde.loads(record.pending)
-            interrupts = [(Interrupt(v, n, i), tid, owner)
-                          for v, n, i, tid, owner in pending["interrupts"]]
-        out.append(_snapshot(record, values, plans, interrupts))
-    out.reverse()
-    return out
+    return await read_history(_checkpointer(graph), thread)
 
 
 async def update_state(
@@ -505,7 +576,7 @@ async def update_state(
 ) -> str:
     spec = graph._spec
     durable = Durable(_checkpointer(graph), thread)
-    loaded = await durable.load(None, graph)
+    loaded = await durable.load(None)
     if as_node is not None and as_node != START and as_node not in spec.nodes:
         raise GraphValidationError(f"update_state(as_node={as_node!r}): no such node", node=as_node)
     run = Run(spec, Emitter(None), spec.schema.initial_values())
@@ -528,6 +599,9 @@ async def update_state(
     if as_node is None and loaded is not None and loaded.record.pending is not None:
         assert durable.head is not None
         await durable.cp.put_pending(thread, "", durable.head, loaded.record.pending)
+    elif loaded is not None and loaded.paused_before:
+        # Edited during a pause before a node: continuing does not pause again.
+        await durable.save_pending(run, {}, before=True)
     assert durable.head is not None
     return durable.head
 
@@ -546,7 +620,7 @@ async def run_nested(
     durable = Durable(parent.cp, parent.thread, "|".join(run.ns), parent.mode)
     run.durable = durable
     schema = graph._spec.schema
-    loaded = await durable.load(None, graph) if ctx.resume else None
+    loaded = await durable.load(None) if ctx.resume else None
     if loaded is not None and loaded.interrupts:
         run.values, run.step, run.joins = loaded.values, loaded.record.step, loaded.joins
         done = loaded.tasks
@@ -559,14 +633,15 @@ async def run_nested(
             done[owner[0]] = attrs.evolve(known, resume={**known.resume, intr_id: value})
         run.written = await durable.written_log()
         plans = loaded.plans
+        started = True
     else:
-        done = None
+        done, started = None, False
         writes = [(START, list(data.items()))]
         keys = apply_writes(run.values, schema.reducers, writes, 0)
         plans = await run.plan_from([(START, ())])
         await durable.after_step(run, {}, keys, plans, [])
         await run.emit_initial()
     async with durable.writing(run):
-        await run.run(plans, done)
+        await run.run(plans, done, started=started)
     if run.paused is not None:
         raise GraphInterrupt(*run.paused.interrupts)

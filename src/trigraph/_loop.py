@@ -30,7 +30,7 @@ from ._exceptions import GraphRecursionError, GraphValidationError
 from ._merge import Writes, apply_writes
 from ._node import as_sequence, call_node, read_result
 from ._types import END, Interrupt, Send
-from ._util import Sentinel
+from ._util import Sentinel, collapse
 
 if TYPE_CHECKING:
     from ._durable import Durable
@@ -206,29 +206,40 @@ class Run:
     # -- running ----------------------------------------------------------
 
     async def run(
-        self, plans: list[TaskPlan], done: dict[str, Restored] | None = None
+        self,
+        plans: list[TaskPlan],
+        done: dict[str, Restored] | None = None,
+        *,
+        started: bool = False,
     ) -> None:
         """Run supersteps from *plans* until none is left, a pause, or a stop.
 
         *done* maps task ids of the first step to what a checkpoint kept of
-        them (finished writes, or resume values for an interrupt); passing it,
-        even empty, marks a resume, which skips ``interrupt_before`` once.
+        them (finished writes, or resume values for an interrupt). *started*
+        says the first step already began (or paused before it on
+        ``interrupt_before``), so it does not pause before it again.
 
         All node tasks of the run are children of one nursery owned by this
         call; a step waits until its last task has finished.
         """
-        failure: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            try:
-                await self._steps(plans, done)
-            except Exception as exc:
-                # Raised below, outside the nursery, so that it is not wrapped
-                # in an ExceptionGroup: the loop's own errors reach the caller as
-                # themselves, like the nodes' errors do.
-                failure = exc
-                nursery.cancel_scope.cancel()
-        self._nursery = None
+        failure: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    await self._steps(plans, done, started)
+                except Exception as exc:
+                    # Raised below, outside the nursery, so that it is not wrapped
+                    # in an ExceptionGroup: the loop's own errors reach the caller
+                    # as themselves, like the nodes' errors do.
+                    failure = exc
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            failure = collapse(group)
+            if failure is group:
+                raise
+        finally:
+            self._nursery = None
         if failure is not None:
             raise failure
         if self._errors:
@@ -238,15 +249,17 @@ class Run:
                 await self.durable.save_pending(self, {t.id: t for t in self._tasks})
             self._raise_errors()
 
-    async def _steps(self, plans: list[TaskPlan], done: dict[str, Restored] | None) -> None:
+    async def _steps(
+        self, plans: list[TaskPlan], done: dict[str, Restored] | None, started: bool
+    ) -> None:
         steps = 0
         em = self.emitter
         before = self.interrupt_before
         after = self.interrupt_after
         schema = self.graph.schema
         while plans:
-            if before and done is None and any(p.node in before for p in plans):
-                await self._pause_at([p.node for p in plans if p.node in before])
+            if before and not started and any(p.node in before for p in plans):
+                await self._pause_at([p.node for p in plans if p.node in before], before=True)
                 return
             if steps >= self.recursion_limit:
                 raise GraphRecursionError(self.recursion_limit)
@@ -262,6 +275,7 @@ class Run:
                         task.goto = restored.goto
                         task.resume = dict(restored.resume)
             done = None
+            started = False
             self.step = step
             if not await self._superstep(tasks):
                 return
@@ -279,7 +293,8 @@ class Run:
             if em.values:
                 await self._emit_values()
             if after and plans and any(t.spec.name in after for t in tasks):
-                await self._pause_at([t.spec.name for t in tasks if t.spec.name in after])
+                await self._pause_at([t.spec.name for t in tasks if t.spec.name in after],
+                                     before=False)
                 return
             if self.stop is not None and self.stop.is_set():
                 return
@@ -287,17 +302,16 @@ class Run:
     async def _emit_values(self) -> None:
         send = self.emitter.send
         assert send is not None
-        state = self.graph.schema.output(self.values)
-        await send.send(Values(self.step, state, self.ns))
+        await send.send(Values(self.step, self.values.copy(), self.ns))
 
     async def emit_initial(self) -> None:
         if self.emitter.values:
             await self._emit_values()
 
-    async def _pause_at(self, nodes: list[str]) -> None:
+    async def _pause_at(self, nodes: list[str], *, before: bool) -> None:
         self.paused = Pause([])
         if self.durable is not None:
-            await self.durable.mark_paused(self)
+            await self.durable.mark_paused(self, before=before)
         send = self.emitter.send
         if send is not None:
             for node in dict.fromkeys(nodes):

@@ -16,19 +16,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._events import Event
+from ._util import collapse
 
 if TYPE_CHECKING:
     from ._compiled import CompiledGraph
 
 __all__ = ["open_stream", "unwrap_single"]
 
-
-def unwrap_single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The only leaf of *group* if it has exactly one, else *group* itself."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+unwrap_single = collapse  # the name other modules of the package import
 
 
 @asynccontextmanager
@@ -44,11 +39,15 @@ async def open_stream(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_run, graph, input, send, modes, options)
-            with receive:
+            try:
                 yield receive
-            nursery.cancel_scope.cancel()
+            finally:
+                # Cancel before closing: a node blocked on a full buffer must see
+                # its run cancelled, not a BrokenResourceError from the close.
+                nursery.cancel_scope.cancel()
+                receive.close()
     except BaseExceptionGroup as group:
-        failure = unwrap_single(group)
+        failure = collapse(group)
         if failure is group:
             raise
     if failure is not None:

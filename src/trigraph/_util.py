@@ -2,7 +2,7 @@
 readable sentinels and the ``__module__`` rewrite that makes reprs and
 tracebacks say ``trigraph.X`` for names re-exported from private modules.
 
-Nothing here imports Trio; every helper is sync and side-effect free.
+Every helper is sync and side-effect free.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 from abc import ABCMeta
 from typing import Any, NoReturn, TypeVar, final
 
-__all__ = ["NoPublicConstructor", "Sentinel", "final", "fixup_module_metadata"]
+import trio
+
+__all__ = ["NoPublicConstructor", "Sentinel", "collapse", "final", "fixup_module_metadata"]
 
 T = TypeVar("T")
 
@@ -69,3 +71,31 @@ def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
     for objname, obj in namespace.items():
         if not objname.startswith("_"):
             fix_one(objname, objname, obj)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out
+
+
+def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What an internal nursery's *group* should surface as to a caller.
+
+    ``Cancelled`` leaves are only the echo of a cancellation that the other
+    leaves (or the enclosing cancel scope) already carry: they are dropped
+    when anything else is left. One remaining leaf is returned as itself; a
+    group of only ``Cancelled`` becomes its first ``Cancelled``, which every
+    cancel scope handles exactly like the group. Otherwise *group* is kept.
+    """
+    leaves = _leaves(group)
+    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+    if not real:
+        return leaves[0]
+    if len(real) == 1:
+        return real[0]
+    return group

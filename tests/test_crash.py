@@ -1,0 +1,259 @@
+"""Durability across real processes: a run killed with SIGKILL in the middle of a
+step resumes in a fresh process to the state an uninterrupted run reaches,
+without re-running a finished step; interrupt ids survive a restart.
+
+These tests start Python subprocesses and wait for them in real time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trio
+
+from trigraph import Command, SqliteCheckpointer
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = '''
+"""A six-step graph on SQLite; every node notes in a side log that it ran."""
+
+import json
+import operator
+import os
+import sys
+from typing import Annotated, TypedDict
+
+import trio
+
+from trigraph import END, START, Command, Send, SqliteCheckpointer, StateGraph, interrupt
+
+LOG = os.environ.get("CRASH_LOG", "")
+BLOCK = os.environ.get("CRASH_BLOCK") == "1"
+
+
+class S(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    n: int
+
+
+def note(line: str) -> None:
+    with open(LOG, "a") as f:
+        f.write(line + "\\n")
+
+
+def plain(name: str):
+    async def node(state: S) -> dict:
+        note(name)
+        await trio.sleep(0)
+        return {"log": [name], "n": state["n"] + 1} if name != "s2" else {"log": [name]}
+
+    return node
+
+
+async def work(arg: dict) -> dict:
+    note(f"w{arg['i']}")
+    await trio.sleep(0)
+    return {"log": [f"w{arg['i']}"]}
+
+
+async def s4(state: S) -> dict:
+    note("s4")
+    if BLOCK:
+        for _ in range(600):  # "forever": the test kills us long before 30 s
+            await trio.sleep(0.05)
+    return {"log": ["s4"], "n": state["n"] + 1}
+
+
+def fan_out(state: S) -> list:
+    return [Send("w", {"i": i}) for i in range(3)]
+
+
+def build(cp):
+    # step 1: s1; step 2: s2 + w0..w2 (Sends); step 3: s3 (joins s2 and w);
+    # step 4: s4 (blocks when CRASH_BLOCK=1); step 5: s5; step 6: s6.
+    g = StateGraph(S)
+    for name in ("s1", "s2", "s3", "s5", "s6"):
+        g.add_node(name, plain(name))
+    g.add_node("w", work).add_node("s4", s4)
+    g.add_edge(START, "s1").add_edge("s1", "s2").add_conditional_edges("s1", fan_out)
+    g.add_edge(["s2", "w"], "s3").add_edge("s3", "s4").add_edge("s4", "s5")
+    g.add_edge("s5", "s6").add_edge("s6", END)
+    return g.compile(checkpointer=cp)
+
+
+def asker(name: str):
+    async def node(state: S) -> dict:
+        note(name)
+        return {"log": [f"{name}:{interrupt(name + '?')}"]}
+
+    return node
+
+
+def build_ask(cp):
+    g = StateGraph(S)
+    g.add_node("s1", plain("s1")).add_node("ask1", asker("ask1")).add_node("ask2", asker("ask2"))
+    g.add_node("plain", plain("s2"))
+    g.add_edge(START, "s1")
+    for name in ("ask1", "ask2", "plain"):
+        g.add_edge("s1", name).add_edge(name, END)
+    return g.compile(checkpointer=cp)
+
+
+async def main(mode: str, db: str) -> None:
+    async with SqliteCheckpointer(db) as cp:
+        if mode == "run":
+            out = await build(cp).ainvoke({"log": [], "n": 0}, thread="job")
+        elif mode == "resume":
+            out = await build(cp).ainvoke(None, thread="job")
+        elif mode == "ask":
+            out = await build_ask(cp).ainvoke({"log": [], "n": 0}, thread="job")
+            out["__interrupt__"] = [[i.node, i.id] for i in out["__interrupt__"]]
+        elif mode == "ids":
+            snap = await build_ask(cp).get_state("job")
+            out = {"ids": [[i.node, i.id] for i in snap.interrupts]}
+        elif mode == "answer":
+            out = await build_ask(cp).ainvoke(Command(resume=sys.argv[3]), thread="job")
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    trio.run(main, sys.argv[1], sys.argv[2])
+'''
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "crash_graph.py"
+    path.write_text(textwrap.dedent(SCRIPT))
+    return path
+
+
+def load(script: Path, log: Path) -> ModuleType:
+    """Import the script in this process, its side log pointed at *log*."""
+    os.environ["CRASH_LOG"] = str(log)
+    try:
+        spec = importlib.util.spec_from_file_location(f"crash_graph_{log.stem}", script)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        del os.environ["CRASH_LOG"]
+    return module
+
+
+def env(log: Path, *, block: bool = False) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "CRASH_LOG": str(log),
+        "CRASH_BLOCK": "1" if block else "0",
+    }
+
+
+async def run_script(script: Path, log: Path, *args: str) -> dict[str, Any]:
+    done = await trio.run_process(
+        [sys.executable, str(script), *args], env=env(log), capture_stdout=True,
+        capture_stderr=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def lines(log: Path) -> Counter[str]:
+    return Counter(log.read_text().split()) if log.exists() else Counter()
+
+
+async def kill_mid_step_4(script: Path, db: Path, log: Path, err: Path) -> None:
+    """Start the run in a subprocess and SIGKILL it once step 4 is under way."""
+    with err.open("wb") as stderr:
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, str(script), "run", str(db)], env=env(log, block=True),
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+    try:
+        # Wait, in short and bounded steps, until step 4 has started.
+        for _ in range(1200):  # at most 30 s
+            if lines(log)["s4"]:
+                break
+            assert proc.poll() is None, read(err)
+            await trio.sleep(0.025)
+        else:
+            pytest.fail("the run never reached step 4")
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+
+
+async def test_sigkill_mid_step_then_resume_in_a_fresh_process(
+    script: Path, tmp_path: Path
+) -> None:
+    db, log = tmp_path / "job.db", tmp_path / "side.log"
+    await kill_mid_step_4(script, db, log, tmp_path / "stderr.txt")
+    assert lines(log)["s4"] == 1
+
+    module = load(script, tmp_path / "unused.log")
+    async with SqliteCheckpointer(db) as cp:
+        snap = await module.build(cp).get_state("job")
+    assert (snap.step, snap.next) == (3, ("s4",))
+    assert snap.values["log"] == ["s1", "s2", "w0", "w1", "w2", "s3"]
+
+    resumed = await run_script(script, log, "resume", str(db))
+
+    ref_log = tmp_path / "ref.log"
+    reference = load(script, ref_log)
+    async with SqliteCheckpointer(tmp_path / "ref.db") as cp:
+        expected = await reference.build(cp).ainvoke({"log": [], "n": 0}, thread="job")
+    assert resumed == expected
+    assert expected["log"] == ["s1", "s2", "w0", "w1", "w2", "s3", "s4", "s5", "s6"]
+    # Steps 1-3 ran once; step 4 twice (killed, then resumed); 5 and 6 once.
+    assert lines(log) == Counter(
+        {"s1": 1, "s2": 1, "w0": 1, "w1": 1, "w2": 1, "s3": 1, "s4": 2, "s5": 1, "s6": 1}
+    )
+    async with SqliteCheckpointer(db) as cp:
+        final = await module.build(cp).get_state("job")
+        history = await cp.history("job", "")
+    assert (final.values, final.step, final.next) == (expected, 6, ())
+    assert [r.step for r in history] == [6, 5, 4, 3, 2, 1, 0]
+
+
+async def test_interrupt_ids_survive_a_restart(script: Path, tmp_path: Path) -> None:
+    db, log = tmp_path / "ask.db", tmp_path / "side.log"
+    paused = await run_script(script, log, "ask", str(db))
+    ids = dict(paused["__interrupt__"])
+    assert sorted(ids) == ["ask1", "ask2"]
+    # Read back by another process, and by this one: the same ids.
+    again = await run_script(script, log, "ids", str(db))
+    assert dict(again["ids"]) == ids
+    module = load(script, log)
+    async with SqliteCheckpointer(db) as cp:
+        graph = module.build_ask(cp)
+        assert {i.node: i.id for i in (await graph.get_state("job")).interrupts} == ids
+        # Answer ask1 here; ask2 stays pending under its id.
+        partial = await graph.ainvoke(Command(resume={ids["ask1"]: "yes"}), thread="job")
+        assert [(i.node, i.id) for i in partial["__interrupt__"]] == [("ask2", ids["ask2"])]
+    # A fresh process answers the one left with a bare value.
+    final = await run_script(script, log, "answer", str(db), "no")
+    assert final == {"log": ["s1", "ask1:yes", "ask2:no", "s2"], "n": 1}
+    assert lines(log) == Counter({"s1": 1, "ask1": 2, "ask2": 3, "s2": 1})

@@ -383,3 +383,12 @@ def test_fresh_process_reads_attrs_values_of_its_schema(tmp_path: Path) -> None:
     read = run("read")
     assert read.returncode == 0, read.stderr
     assert read.stdout.strip() == "[Pt(x=0, y=0), Pt(x=1, y=1)]"
+
+
+def test_non_str_dict_keys_are_refused_not_stringified() -> None:
+    s = JsonSerializer()
+    with pytest.raises(TypeError, match="dict key 1 is a int"):
+        s.dumps({"scores": [{1: "a"}]})
+    with pytest.raises(TypeError, match="dict key"):
+        s.dumps([Point(1, {2: "x"})])  # type: ignore[arg-type]
+    assert s.loads(s.dumps({"ok": {"1": "a"}})) == {"ok": {"1": "a"}}

@@ -31,6 +31,23 @@ def _type_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _check_keys(value: Any) -> None:
+    """Raise ``TypeError`` for a dict key, however nested, that is not a ``str``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(
+                    f"dict key {key!r} is a {type(key).__name__}; JSON keeps only str keys "
+                    f"(it would come back as {str(key)!r})"
+                )
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item)
+
+
 @final
 class JsonSerializer:
     """JSON with a registry of attrs classes and dataclasses.
@@ -63,10 +80,12 @@ class JsonSerializer:
         if attrs.has(cls):
             self._types.setdefault(_type_name(cls), cls)
             fields = {a.name: getattr(obj, a.name) for a in attrs.fields(cls) if a.init}
+            _check_keys(fields)
             return {_TYPE: _type_name(cls), "fields": fields}
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             self._types.setdefault(_type_name(cls), cls)
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+            _check_keys(fields)
             return {_TYPE: _type_name(cls), "fields": fields}
         raise TypeError(f"a {cls.__qualname__} cannot be stored as JSON")
 
@@ -83,7 +102,12 @@ class JsonSerializer:
         return cls(**obj["fields"])
 
     def dumps(self, value: Any) -> bytes:
-        """Encode *value*; raise ``TypeError``/``ValueError`` if it is not storable."""
+        """Encode *value*; raise ``TypeError``/``ValueError`` if it is not storable.
+
+        A dict key that is not a ``str`` is refused rather than silently
+        turned into one (``{1: "a"}`` would come back as ``{"1": "a"}``).
+        """
+        _check_keys(value)
         return json.dumps(
             value, default=self._default, ensure_ascii=False, allow_nan=False,
             separators=(",", ":"),

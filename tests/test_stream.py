@@ -728,3 +728,43 @@ async def test_subgraph_events_come_before_the_parent_update_of_that_node() -> N
         "sub": next(i for i, e in enumerate(events) if e.ns == () and e.node == "sub"),
     }
     assert positions["inner"] < positions["sub"]
+
+
+async def test_a_users_own_exception_group_leaves_the_block_as_raised() -> None:
+    async def quick(state: Log) -> None:
+        return None
+
+    raised = ExceptionGroup("mine", [KeyError("k")])
+    with pytest.raises(ExceptionGroup) as exc_info:
+        async with one_node(quick).stream({}) as events:
+            async for _ in events:
+                raise raised
+    # Trio's cancel scopes re-derive groups they pass through, so compare the
+    # structure: still the user's group, not unwrapped to its KeyError.
+    assert exc_info.value.message == "mine"
+    assert exc_info.value.exceptions == raised.exceptions
+
+
+async def test_a_failed_tasks_end_comes_after_its_siblings_were_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    order: list[str] = []
+
+    async def bad(state: Log) -> None:
+        await trio.sleep(1)
+        raise Boom("x")
+
+    async def slow(state: Log) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            order.append("sibling cancelled")
+
+    g = StateGraph(Log).add_node("bad", bad).add_node("slow", slow)
+    g.add_edge(START, "bad").add_edge(START, "slow").add_edge(["bad", "slow"], END)
+    with pytest.raises(Boom):
+        async with g.compile().stream({}, modes="tasks", buffer=0) as events:
+            async for event in events:
+                if isinstance(event, TaskEnd):
+                    order.append(f"end {event.node}: {event.error is not None}")
+    assert order == ["sibling cancelled", "end bad: True"]

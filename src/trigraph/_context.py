@@ -269,7 +269,9 @@ async def emit_token(text: str, *, model: str | None = None, stream_id: int = 0)
     em = ctx.emitter
     if not em.messages or em.send is None:
         return
-    await em.send.send(Token(ctx.run.step, ctx.spec.name, text, ctx.run.ns, model, stream_id))
+    await em.send.send(
+        Token(ctx.run.step, ctx.spec.name, text, ctx.run.ns, model, stream_id, ctx.id)
+    )
 
 
 def next_stream_id() -> int:

@@ -87,7 +87,9 @@ class Token:
     Attributes:
       text: the token text.
       model: the model name the server reported (or was asked for).
-      stream_id: tells apart concurrent answers within one node.
+      stream_id: tells apart successive answers within one task.
+      task_id: the node task that streamed it (tells apart the tasks of a
+        ``Send`` fan-out to one node).
 
     .. versionadded:: 0.1
     """
@@ -99,6 +101,7 @@ class Token:
     ns: tuple[str, ...] = ()
     model: str | None = None
     stream_id: int = 0
+    task_id: str = ""
 
 
 @final

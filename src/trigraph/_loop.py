@@ -96,7 +96,7 @@ class Run:
     interrupt_after: frozenset[str] = frozenset()
     written: list[tuple[str, Any]] | None = None
     paused: Pause | None = None
-    _errors: list[tuple[int, Exception]] = attrs.Factory(list)
+    _errors: list[tuple[int, Exception, Task, float]] = attrs.Factory(list)
     _nursery: trio.Nursery | None = None
     _running: int = 0
     _waiter: trio.lowlevel.Task | None = None
@@ -247,6 +247,12 @@ class Run:
             # the finished tasks' writes so that a resume does not re-run them.
             if self.durable is not None:
                 await self.durable.save_pending(self, {t.id: t for t in self._tasks})
+            send = self.emitter.send
+            if self.emitter.tasks and send is not None:
+                for _, error, task, duration in sorted(self._errors, key=lambda e: e[0]):
+                    await send.send(
+                        TaskEnd(self.step, task.spec.name, task.id, duration, repr(error), self.ns)
+                    )
             self._raise_errors()
 
     async def _steps(
@@ -357,8 +363,7 @@ class Run:
         await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _raise_errors(self) -> None:
-        self._errors.sort(key=lambda pair: pair[0])
-        errors = [exc for _, exc in self._errors]
+        errors = [e[1] for e in sorted(self._errors, key=lambda e: e[0])]
         if len(errors) == 1:
             raise errors[0]
         raise ExceptionGroup(f"{len(errors)} nodes failed in step {self.step}", errors)
@@ -403,15 +408,11 @@ class Run:
             if task.done:
                 raise  # the consumer's channel failed, not the node
             exc.add_note(f"in node {spec.name!r}, step {step}")
-            self._errors.append((task.index, exc))
-            if em.tasks:
-                assert em.send is not None
-                await em.send.send(
-                    TaskEnd(step, spec.name, task.id, trio.current_time() - started,
-                            repr(exc), self.ns)
-                )
+            duration = trio.current_time() - started if em.tasks else 0.0
+            self._errors.append((task.index, exc, task, duration))
             assert self._nursery is not None
-            # Cancels the step's siblings; the loop sees the errors and stops.
+            # Cancels the step's siblings at once; the loop sends this task's
+            # TaskEnd once they are gone, and then raises.
             self._nursery.cancel_scope.cancel()
         finally:
             self._running -= 1

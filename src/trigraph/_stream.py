@@ -21,9 +21,7 @@ from ._util import collapse
 if TYPE_CHECKING:
     from ._compiled import CompiledGraph
 
-__all__ = ["open_stream", "unwrap_single"]
-
-unwrap_single = collapse  # the name other modules of the package import
+__all__ = ["open_stream"]
 
 
 @asynccontextmanager

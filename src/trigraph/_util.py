@@ -73,29 +73,40 @@ def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
             fix_one(objname, objname, obj)
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            out.extend(_leaves(exc))
-        else:
-            out.append(exc)
-    return out
+def _only_cancelled(exc: BaseException) -> trio.Cancelled | None:
+    """The first ``Cancelled`` of *exc* if it is one or a group of nothing else."""
+    if isinstance(exc, trio.Cancelled):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_only_cancelled(e) for e in exc.exceptions]
+        if all(f is not None for f in found):
+            return found[0]
+    return None
 
 
 def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """What an internal nursery's *group* should surface as to a caller.
 
-    ``Cancelled`` leaves are only the echo of a cancellation that the other
-    leaves (or the enclosing cancel scope) already carry: they are dropped
-    when anything else is left. One remaining leaf is returned as itself; a
-    group of only ``Cancelled`` becomes its first ``Cancelled``, which every
-    cancel scope handles exactly like the group. Otherwise *group* is kept.
+    Only the nursery's own level is looked into: its ``Cancelled`` members
+    (or nested groups of nothing but ``Cancelled``, from nested nurseries) are
+    the echo of a cancellation that the other members or the enclosing cancel
+    scope already carry, and are dropped when anything else is left. One
+    remaining member is returned as itself, even if it is an exception group
+    the user raised; if only cancellations are left, the first ``Cancelled``
+    is returned, which every cancel scope handles exactly like the group.
+    Otherwise *group* is kept.
     """
-    leaves = _leaves(group)
-    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+    real: list[BaseException] = []
+    cancelled: trio.Cancelled | None = None
+    for exc in group.exceptions:
+        only = _only_cancelled(exc)
+        if only is None:
+            real.append(exc)
+        elif cancelled is None:
+            cancelled = only
     if not real:
-        return leaves[0]
+        assert cancelled is not None
+        return cancelled
     if len(real) == 1:
         return real[0]
     return group

@@ -36,7 +36,7 @@ from .._exceptions import (
     TrigraphError,
 )
 from .._graph import StateGraph
-from .._stream import unwrap_single
+from .._util import collapse
 from ._load import DEFAULT_DB, UsageError, one_line, with_checkpointer
 from ._render import JsonRenderer, LiveRenderer, Renderer, make_console
 
@@ -228,7 +228,7 @@ async def _stream(
                             renderer.event(event)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            failure = unwrap_single(group)
+            failure = collapse(group)
             if failure is group:
                 raise
             raise failure from None

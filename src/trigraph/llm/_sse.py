@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections import deque
 from collections.abc import Mapping
-from typing import Any, Final
-
-import attrs
+from typing import Any, Final, NamedTuple
 
 from .._util import final
 
@@ -26,12 +25,15 @@ DONE: Final = "[DONE]"
 """The ``data`` of the event that ends an OpenAI-style stream."""
 
 
-@final
-@attrs.frozen(slots=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     """One dispatched event: its ``data`` lines joined by ``\\n``, its type
     (``"message"`` unless an ``event:`` field said otherwise), and the last
-    event id and ``retry:`` value the stream has set so far."""
+    event id and ``retry:`` value the stream has set so far.
+
+    A ``NamedTuple`` rather than a frozen attrs class (the project's usual
+    value type): one is built per token, and frozen attrs' ``__init__``
+    costs three times as much.
+    """
 
     data: str
     event: str = "message"
@@ -49,6 +51,10 @@ class SSEDecoder:
     event left unfinished when the body ends is discarded. Bytes that are not
     UTF-8 are replaced with U+FFFD, and a leading byte-order mark is dropped.
 
+    Two ways to use it, as h11 is used: :meth:`receive_data` with each read
+    of the body, then :meth:`next_event` until it returns ``None`` (events are
+    then built only as they are wanted), or :meth:`feed`, which does both.
+
     Example:
       >>> decoder = SSEDecoder()
       >>> decoder.feed(b': keep-alive\\r\\n\\r\\ndata: {"a"')
@@ -63,6 +69,7 @@ class SSEDecoder:
         "_decoder",
         "_event",
         "_id",
+        "_lines",
         "_partial",
         "_retry",
         "_started",
@@ -70,6 +77,7 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines: deque[str] = deque()  # complete lines not yet interpreted
         self._partial: list[str] = []  # pieces of a line whose end has not arrived
         self._after_cr = False  # the last read ended with "\r": a "\n" next is its pair
         self._started = False  # the byte-order mark check is done
@@ -81,13 +89,21 @@ class SSEDecoder:
     @property
     def pending(self) -> bool:
         """Whether an event has begun but has not been dispatched yet."""
-        return bool(self._partial or self._data or self._event)
+        return bool(self._lines or self._partial or self._data or self._event)
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode the next read of the body; return the events it completed."""
+        self.receive_data(chunk)
+        events = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
+        return events
+
+    def receive_data(self, chunk: bytes) -> None:
+        """Take the next read of the body (split into lines, not yet interpreted)."""
         text = self._decoder.decode(chunk)
         if not text:
-            return []
+            return
         if not self._started:
             self._started = True
             if text[:1] == "\ufeff":
@@ -102,7 +118,7 @@ class SSEDecoder:
         if "\n" not in text:
             if text:
                 self._partial.append(text)
-            return []
+            return
         lines = text.split("\n")
         if self._partial:
             self._partial.append(lines[0])
@@ -111,21 +127,31 @@ class SSEDecoder:
         last = lines.pop()
         if last:
             self._partial.append(last)
-        events: list[ServerSentEvent] = []
-        for line in lines:
-            if line:
+        self._lines.extend(lines)
+
+    def next_event(self) -> ServerSentEvent | None:
+        """The next complete event of the data received, or ``None`` for now."""
+        lines = self._lines
+        data = self._data
+        while lines:
+            line = lines.popleft()
+            if line[:5] == "data:":  # the common case, without a call
+                data.append(line[6:] if line[5:6] == " " else line[5:])
+            elif line:
                 self._field(line)
-            elif self._data:
-                events.append(
-                    ServerSentEvent(
-                        "\n".join(self._data), self._event or "message", self._id, self._retry
-                    )
+            elif data:
+                event = ServerSentEvent(
+                    data[0] if len(data) == 1 else "\n".join(data),
+                    self._event or "message",
+                    self._id,
+                    self._retry,
                 )
-                self._data = []
+                data.clear()
                 self._event = ""
+                return event
             else:
                 self._event = ""
-        return events
+        return None
 
     def _field(self, line: str) -> None:
         if line[0] == ":":
@@ -144,10 +170,9 @@ class SSEDecoder:
             self._retry = int(value)
 
 
-@final
-@attrs.frozen(slots=True)
-class ChatChunk:
-    """What one ``chat.completion.chunk`` says about the first choice.
+class ChatChunk(NamedTuple):
+    """What one ``chat.completion.chunk`` says about the first choice
+    (a ``NamedTuple`` for the reason given at :class:`ServerSentEvent`).
 
     Attributes:
       text: the content delta (``""`` for role-only, tool-call, usage and
@@ -180,28 +205,31 @@ def read_chunk(data: str) -> ChatChunk:
       >>> read_chunk('{"choices": [], "usage": {"total_tokens": 3}}').text
       ''
     """
-    obj = json.loads(data)
-    if not isinstance(obj, dict):
+    obj = _decode(data)
+    if type(obj) is not dict:
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     model = obj.get("model")
-    if not isinstance(model, str):
+    if type(model) is not str:
         model = None
-    if "error" in obj and "choices" not in obj:
-        return ChatChunk(model=model, error=error_message(obj) or data)
     choices = obj.get("choices")
-    if not choices or not isinstance(choices, list):
+    if not choices or type(choices) is not list:
+        if "error" in obj:
+            return ChatChunk(model=model, error=error_message(obj) or data)
         return ChatChunk(model=model)
     choice = choices[0]
-    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+    if type(choice) is not dict or choice.get("index", 0) != 0:
         return ChatChunk(model=model)
     delta = choice.get("delta")
-    text = delta.get("content") if isinstance(delta, dict) else None
+    text = delta.get("content") if type(delta) is dict else None
     reason = choice.get("finish_reason")
     return ChatChunk(
-        text if isinstance(text, str) else "",
-        reason if isinstance(reason, str) else None,
+        text if type(text) is str else "",
+        reason if type(reason) is str else None,
         model,
     )
+
+
+_decode: Final = json.JSONDecoder().decode  # json.loads without its argument checks
 
 
 def error_message(body: Any) -> str | None:

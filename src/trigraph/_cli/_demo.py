@@ -15,9 +15,6 @@ the graph works the same under ``run``, ``resume`` and ``demo``, offline.
 from __future__ import annotations
 
 import operator
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypedDict
 
 import trio
@@ -72,27 +69,12 @@ def _researcher(source: str) -> Any:
     return research
 
 
-@asynccontextmanager
-async def open_chat_model() -> AsyncIterator[Any]:
-    """A ``ChatModel``: ``$OPENAI_BASE_URL`` if set, else a local token server.
+def open_chat_model() -> AbstractAsyncContextManager[Any]:
+    """A ``ChatModel``: ``$OPENAI_BASE_URL`` if set, else a local token server
+    (see :func:`trigraph.llm.testing.open_demo_model`)."""
+    from ..llm.testing import open_demo_model
 
-    Cancellation:
-      Leaving the block closes the model's connections and, if one was
-      started, stops the local server, before it returns.
-    """
-    from ..llm import ChatModel
-
-    if os.environ.get("OPENAI_BASE_URL"):
-        async with ChatModel() as model:
-            yield model
-        return
-    from ..llm.testing import open_token_server
-
-    async with (
-        open_token_server(tokens_per_second=TOKENS_PER_SECOND) as server,
-        ChatModel(server.base_url, "trigraph-story", api_key="") as model,
-    ):
-        yield model
+    return open_demo_model(tokens_per_second=TOKENS_PER_SECOND)
 
 
 async def answer(state: ResearchState) -> dict[str, Any]:

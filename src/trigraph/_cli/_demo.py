@@ -15,6 +15,7 @@ the graph works the same under ``run``, ``resume`` and ``demo``, offline.
 from __future__ import annotations
 
 import operator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, TypedDict
 
 import trio

@@ -167,7 +167,9 @@ class StreamWriter:
             return _DONE
         if not em.custom:
             return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
-        return self._send(data)
+        assert em.send is not None
+        run = self._ctx.run
+        return em.send.send(Custom(run.step, self._ctx.spec.name, data, run.ns))
 
     async def _send(self, data: Any) -> None:
         run = self._ctx.run

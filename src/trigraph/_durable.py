@@ -1,11 +1,12 @@
 """Durable threads: what the loop writes after each superstep, and how a
 thread's state is rebuilt, resumed, inspected and edited.
 
-A checkpoint record stores a *delta*: for each key the step wrote, either
-its new value (``["s", value]``) or, when the new value only extends the old
-list or string (an append-only reducer such as a chat history), just the
-added items (``["x", items]``). Now and then a record also carries a full
-snapshot: when the deltas written since the last snapshot outweigh it, which
+A checkpoint record stores a *delta* of the keys the step wrote:
+``{"s": {key: new value}, "x": {key: added items}}``, where ``"x"`` holds the
+keys whose new value only extends the old list or string (an append-only
+reducer such as a chat history) with just the added items. Now and then a
+record carries a full snapshot instead: when the step rewrote the whole
+state, or when the deltas written since the last snapshot outweigh it. That
 keeps storage within about twice what was written and bounds the chain a
 read has to replay. Steps never store ``steps x state size``.
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["Durable", "drive_durable", "get_state", "get_state_history", "update_state"]
 
 _MIN_SNAPSHOT_GAP = 4096
+Delta = dict[str, dict[str, Any]]
 _FLUSH_TIMEOUT = 30.0
 
 
@@ -57,22 +59,29 @@ def _decode_goto(items: Sequence[Any]) -> tuple[str | Send, ...]:
     return tuple(g if isinstance(g, str) else Send(g["send"][0], g["send"][1]) for g in items)
 
 
-def _delta_op(old: Any, new: Any) -> list[Any]:
-    if type(new) is list and type(old) is list:
-        n = len(old)
-        if len(new) >= n and new[:n] == old:
-            return ["x", new[n:]]
-    elif type(new) is str and type(old) is str and new.startswith(old):
-        return ["x", new[len(old):]]
-    return ["s", new]
+def _make_delta(old: dict[str, Any], values: dict[str, Any], keys: Sequence[str]) -> Delta:
+    """The delta of *keys* from their *old* values to the current *values*."""
+    sets: dict[str, Any] = {}
+    extends: dict[str, Any] = {}
+    for key in keys:
+        new = values[key]
+        before = old.get(key, MISSING)
+        if type(new) is list and type(before) is list:
+            n = len(before)
+            if len(new) >= n and new[:n] == before:
+                extends[key] = new[n:]
+                continue
+        elif type(new) is str and type(before) is str and new.startswith(before):
+            extends[key] = new[len(before):]
+            continue
+        sets[key] = new
+    return {"s": sets, "x": extends} if extends else {"s": sets}
 
 
-def _apply_delta(values: dict[str, Any], delta: dict[str, list[Any]]) -> None:
-    for key, (op, value) in delta.items():
-        if op == "s":
-            values[key] = value
-        else:
-            values[key] = values[key] + value
+def _apply_delta(values: dict[str, Any], delta: Delta) -> None:
+    values.update(delta["s"])
+    for key, added in delta.get("x", {}).items():
+        values[key] = values[key] + added
 
 
 @attrs.define(eq=False)
@@ -284,24 +293,29 @@ class Durable:
         written: list[tuple[str, Any]] | None = None,
     ) -> CheckpointRecord:
         values = run.values
-        delta = {
-            k: _delta_op(old.get(k, MISSING), values[k]) if k in old else ["s", values[k]]
-            for k in keys
-        }
         nxt = [[p.node] if p.arg is NO_ARG else [p.node, p.arg] for p in plans]
         joins = {str(k): sorted(v) for k, v in run.joins.items()}
-        snapshot = None
-        if force_snapshot or self.head is None:
-            delta = {}
-            snapshot = self._dumps(values, "the state")
         extra: dict[str, Any] = {} if written is None else {"w": [list(w) for w in written]}
+        # A step that replaced every key's value (or the thread's first record)
+        # is stored as a snapshot: the same bytes as its delta, and a base for
+        # replays. A step that only appended to a key keeps the short delta.
+        snapshot = None
+        delta: Delta = {"s": {}}
+        if not (force_snapshot or self.head is None):
+            delta = _make_delta(old, values, keys)
+        if force_snapshot or self.head is None or (
+            "x" not in delta and len(delta["s"]) >= len(values)
+        ):
+            delta = {"s": {}}
+            snapshot = self._dumps(values, "the state", values=values)
         body = self._dumps({"delta": delta, "next": nxt, "joins": joins, **extra}, None,
-                           values=delta)
+                           values=delta["s"])
         if snapshot is None:
             self._since_snapshot += len(body)
             if self._since_snapshot > max(self._snapshot_size, _MIN_SNAPSHOT_GAP):
-                snapshot = self._dumps(values, "the state")
-                body = self._dumps({"delta": {}, "next": nxt, "joins": joins, **extra}, None)
+                snapshot = self._dumps(values, "the state", values=values)
+                body = self._dumps({"delta": {"s": {}}, "next": nxt, "joins": joins, **extra},
+                                   None)
         if snapshot is not None:
             self._snapshot_size = len(snapshot)
             self._since_snapshot = 0

@@ -76,28 +76,31 @@ def apply_writes(
       InvalidUpdateError: two writes to a key without a reducer. Nothing is
         applied in that case.
     """
-    pending: dict[str, list[Any]] = {}
+    plain: dict[str, Any] = {}
+    folded: dict[str, list[Any]] = {}
+    order: list[str] = []
     for _node, writes in tasks:
         for key, value in writes:
-            bucket = pending.get(key)
-            if bucket is None:
-                pending[key] = [value]
+            if key in reducers:
+                bucket = folded.get(key)
+                if bucket is None:
+                    folded[key] = [value]
+                    order.append(key)
+                else:
+                    bucket.append(value)
+            elif key in plain:
+                _raise_conflict(key, tasks, step)
             else:
-                bucket.append(value)
-    for key, bucket in pending.items():
-        if len(bucket) > 1 and key not in reducers:
-            _raise_conflict(key, tasks, step)
-    for key, bucket in pending.items():
-        reducer = reducers.get(key)
-        if reducer is None:
-            values[key] = bucket[0]
-        else:
-            try:
-                values[key] = fold(reducer, values.get(key, MISSING), bucket)
-            except Exception as exc:
-                exc.add_note(f"in the reducer of key {key!r}, step {step}")
-                raise
-    return list(pending)
+                plain[key] = value
+                order.append(key)
+    values.update(plain)
+    for key, bucket in folded.items():
+        try:
+            values[key] = fold(reducers[key], values.get(key, MISSING), bucket)
+        except Exception as exc:
+            exc.add_note(f"in the reducer of key {key!r}, step {step}")
+            raise
+    return order
 
 
 def _raise_conflict(key: str, tasks: Sequence[tuple[str, Writes]], step: int) -> None:

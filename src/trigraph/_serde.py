@@ -33,19 +33,23 @@ def _type_name(cls: type) -> str:
 
 def _check_keys(value: Any) -> None:
     """Raise ``TypeError`` for a dict key, however nested, that is not a ``str``."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(
-                    f"dict key {key!r} is a {type(key).__name__}; JSON keeps only str keys "
-                    f"(it would come back as {str(key)!r})"
-                )
-            if isinstance(item, (dict, list, tuple)):
-                _check_keys(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            if isinstance(item, (dict, list, tuple)):
-                _check_keys(item)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if type(key) is not str:
+                    raise TypeError(
+                        f"dict key {key!r} is a {type(key).__name__}; JSON keeps only str "
+                        f"keys (it would come back as {str(key)!r})"
+                    )
+                if isinstance(inner, _CONTAINERS):
+                    stack.append(inner)
+        elif isinstance(item, _CONTAINERS):
+            stack.extend(inner for inner in item if isinstance(inner, _CONTAINERS))
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 @final

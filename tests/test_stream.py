@@ -735,10 +735,14 @@ async def test_a_users_own_exception_group_leaves_the_block_as_raised() -> None:
         return None
 
     raised = ExceptionGroup("mine", [KeyError("k")])
-    with pytest.raises(ExceptionGroup) as exc_info:
+
+    async def consume() -> None:
         async with one_node(quick).stream({}) as events:
             async for _ in events:
                 raise raised
+
+    with pytest.raises(ExceptionGroup) as exc_info:
+        await consume()
     # Trio's cancel scopes re-derive groups they pass through, so compare the
     # structure: still the user's group, not unwrapped to its KeyError.
     assert exc_info.value.message == "mine"
@@ -762,9 +766,13 @@ async def test_a_failed_tasks_end_comes_after_its_siblings_were_cancelled(
 
     g = StateGraph(Log).add_node("bad", bad).add_node("slow", slow)
     g.add_edge(START, "bad").add_edge(START, "slow").add_edge(["bad", "slow"], END)
-    with pytest.raises(Boom):
+
+    async def consume() -> None:
         async with g.compile().stream({}, modes="tasks", buffer=0) as events:
             async for event in events:
                 if isinstance(event, TaskEnd):
                     order.append(f"end {event.node}: {event.error is not None}")
+
+    with pytest.raises(Boom):
+        await consume()
     assert order == ["sibling cancelled", "end bad: True"]

@@ -54,7 +54,9 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[TokenServer, ChatModel, S
         yield server, model, cp
 
 
-def chat_graph(model: ChatModel, cp: SqliteCheckpointer, first: trio.Event, **node: Any) -> CompiledGraph:
+def chat_graph(
+    model: ChatModel, cp: SqliteCheckpointer, first: trio.Event, **node: Any
+) -> CompiledGraph:
     async def talk(state: Chat) -> dict[str, Any]:
         text = ""
         async with model.stream(state["prompt"]) as tokens:

@@ -72,6 +72,12 @@ class Checkpointer(Protocol):
 
     ``MemoryCheckpointer`` is the reference implementation.
 
+    Cancellation:
+      Every method is a checkpoint. A write (``put``, ``put_pending``) is
+      atomic: if it is cancelled, the record is stored whole or not at all,
+      and the engine never treats a cancelled write as done. Reads leave
+      nothing behind.
+
     .. versionadded:: 0.1
     """
 

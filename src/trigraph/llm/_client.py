@@ -349,7 +349,12 @@ class _Tokens(trio.abc.ReceiveChannel[str]):
             self._receiving = False
 
     async def collect(self) -> str:
-        """Receive every token (one checkpoint, not one per token); return the text."""
+        """Receive every token (one checkpoint, not one per token); return the text.
+
+        Cancellation:
+          A checkpoint. Cancelling it ends the answer: the response is closed
+          when the ``stream()`` block is left, and what was read is lost.
+        """
         await trio.lowlevel.checkpoint()
         parts: list[str] = []
         stream_id = self._stream_id
@@ -368,7 +373,12 @@ class _Tokens(trio.abc.ReceiveChannel[str]):
 
     async def aclose(self) -> None:
         """Stop reading: close the response and its connection now (the
-        ``stream()`` block does it anyway when it is left)."""
+        ``stream()`` block does it anyway when it is left).
+
+        Cancellation:
+          A checkpoint, after the close: the connection is closed even if the
+          caller is cancelled.
+        """
         self.closed = True
         await self._response.aclose()  # shielded inside: not a cancel point
         await trio.lowlevel.checkpoint()

@@ -8,11 +8,15 @@ variable ``HYPOTHESIS_PROFILE``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from _helpers import TaskTracker
 from hypothesis import settings
+
+from trigraph import MemoryCheckpointer, SqliteCheckpointer
+from trigraph.abc import Checkpointer
 
 settings.register_profile("ci", derandomize=True, max_examples=25, deadline=None)
 settings.register_profile("thorough", max_examples=500, deadline=None)
@@ -34,3 +38,13 @@ def task_tracker() -> Iterator[TaskTracker]:
     yield tracker
     assert not tracker.watching, "task_tracker.watch() was left open"
 
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def cp(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Checkpointer]:
+    """Each checkpointer in turn (SQLite on a file in *tmp_path*), closed after."""
+    store: Checkpointer = (
+        MemoryCheckpointer() if request.param == "memory" else SqliteCheckpointer(tmp_path / "t.db")
+    )
+    yield store
+    await store.aclose()

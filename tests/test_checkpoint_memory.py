@@ -6,7 +6,7 @@ that drives both with the same operations against a model.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,6 @@ from hypothesis.stateful import (
 
 from trigraph import MemoryCheckpointer, SqliteCheckpointer
 from trigraph.abc import Checkpointer, CheckpointRecord
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def cp(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Checkpointer]:
-    store: Checkpointer = (
-        MemoryCheckpointer() if request.param == "memory" else SqliteCheckpointer(tmp_path / "t.db")
-    )
-    yield store
-    await store.aclose()
 
 
 def rec(

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -27,24 +26,13 @@ from trigraph import (
     START,
     Command,
     CompiledGraph,
-    MemoryCheckpointer,
     Send,
     SerializationError,
-    SqliteCheckpointer,
     StateGraph,
     interrupt,
 )
 from trigraph._serde import JsonSerializer
 from trigraph.abc import Checkpointer, Serializer
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def cp(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Checkpointer]:
-    store: Checkpointer = (
-        MemoryCheckpointer() if request.param == "memory" else SqliteCheckpointer(tmp_path / "t.db")
-    )
-    yield store
-    await store.aclose()
 
 
 @attrs.frozen

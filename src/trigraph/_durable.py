@@ -60,20 +60,25 @@ def _decode_goto(items: Sequence[Any]) -> tuple[str | Send, ...]:
 
 
 def _make_delta(old: dict[str, Any], values: dict[str, Any], keys: Sequence[str]) -> Delta:
-    """The delta of *keys* from their *old* values to the current *values*."""
+    """The delta of *keys* to their current *values*.
+
+    *old* holds the previous values of the written reducer keys, the only
+    keys that can grow by appending; every other key is stored as set.
+    """
     sets: dict[str, Any] = {}
     extends: dict[str, Any] = {}
     for key in keys:
         new = values[key]
-        before = old.get(key, MISSING)
-        if type(new) is list and type(before) is list:
-            n = len(before)
-            if len(new) >= n and new[:n] == before:
-                extends[key] = new[n:]
+        if key in old:
+            before = old[key]
+            if type(new) is list and type(before) is list:
+                n = len(before)
+                if len(new) >= n and new[:n] == before:
+                    extends[key] = new[n:]
+                    continue
+            elif type(new) is str and type(before) is str and new.startswith(before):
+                extends[key] = new[len(before):]
                 continue
-        elif type(new) is str and type(before) is str and new.startswith(before):
-            extends[key] = new[len(before):]
-            continue
         sets[key] = new
     return {"s": sets, "x": extends} if extends else {"s": sets}
 
@@ -260,8 +265,14 @@ class Durable:
     # -- writing (called by the loop) -------------------------------------
 
     def before_apply(self, run: Run, written: Sequence[tuple[str, Writes]]) -> dict[str, Any]:
+        """The values, before the step is applied, of the reducer keys it writes."""
         values = run.values
-        return {k: values.get(k, MISSING) for _, writes in written for k, _ in writes}
+        reducers = run.graph.schema.reducers
+        if not reducers:
+            return {}
+        return {
+            k: values.get(k, MISSING) for _, writes in written for k, _ in writes if k in reducers
+        }
 
     async def after_step(
         self,

@@ -32,7 +32,11 @@ def _type_name(cls: type) -> str:
 
 
 def _check_keys(value: Any) -> None:
-    """Raise ``TypeError`` for a dict key, however nested, that is not a ``str``."""
+    """Raise ``TypeError`` for a dict key, however nested, that is not a ``str``.
+
+    Runs on every checkpoint write, so scalars are skipped by exact type
+    before any ``isinstance`` check.
+    """
     stack = [value]
     while stack:
         item = stack.pop()
@@ -43,13 +47,17 @@ def _check_keys(value: Any) -> None:
                         f"dict key {key!r} is a {type(key).__name__}; JSON keeps only str "
                         f"keys (it would come back as {str(key)!r})"
                     )
-                if isinstance(inner, _CONTAINERS):
+                if type(inner) not in _SCALARS and isinstance(inner, _CONTAINERS):
                     stack.append(inner)
         elif isinstance(item, _CONTAINERS):
-            stack.extend(inner for inner in item if isinstance(inner, _CONTAINERS))
+            stack.extend(
+                inner for inner in item
+                if type(inner) not in _SCALARS and isinstance(inner, _CONTAINERS)
+            )
 
 
 _CONTAINERS = (dict, list, tuple)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 @final
@@ -72,6 +80,10 @@ class JsonSerializer:
 
     def __init__(self) -> None:
         self._types: dict[str, type] = {}
+        self._encoder = json.JSONEncoder(
+            default=self._default, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+        self._decoder = json.JSONDecoder(object_hook=self._hook)
 
     def register(self, cls: type) -> None:
         """Allow instances of the attrs class or dataclass *cls* to be read back."""
@@ -112,14 +124,11 @@ class JsonSerializer:
         turned into one (``{1: "a"}`` would come back as ``{"1": "a"}``).
         """
         _check_keys(value)
-        return json.dumps(
-            value, default=self._default, ensure_ascii=False, allow_nan=False,
-            separators=(",", ":"),
-        ).encode()
+        return self._encoder.encode(value).encode()
 
     def loads(self, data: bytes) -> Any:
         """Decode bytes made by :meth:`dumps`."""
-        return json.loads(data, object_hook=self._hook)
+        return self._decoder.decode(data.decode())
 
 
 default_serializer = JsonSerializer()

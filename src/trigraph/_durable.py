@@ -434,9 +434,13 @@ class Durable:
         self._queue = send
         self._drained = trio.Event()
         failure: BaseException | None = None
+        # The writer's scope is made here and the writer is started with
+        # start_soon, so that no cancellation can leave a shielded writer
+        # running with nobody to close its queue.
+        writer = trio.CancelScope(shield=True)
         try:
             async with trio.open_nursery() as nursery:
-                writer: trio.CancelScope = await nursery.start(self._writer, receive)
+                nursery.start_soon(self._writer, receive, writer)
                 try:
                     yield
                 except Exception as exc:
@@ -454,14 +458,11 @@ class Durable:
             raise failure
 
     async def _writer(
-        self,
-        receive: trio.MemoryReceiveChannel[CheckpointRecord],
-        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+        self, receive: trio.MemoryReceiveChannel[CheckpointRecord], scope: trio.CancelScope
     ) -> None:
-        # Shielded: a cancelled run still commits the records it handed over,
-        # in order; ``writing()`` bounds how long that may take.
-        with trio.CancelScope(shield=True) as scope:
-            task_status.started(scope)
+        # In a shielded scope: a cancelled run still commits the records it
+        # handed over, in order; ``writing()`` bounds how long that may take.
+        with scope:
             try:
                 async with receive:
                     async for record in receive:

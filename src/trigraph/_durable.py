@@ -542,6 +542,15 @@ async def drive_durable(
         plans = loaded.plans
         done = loaded.tasks
         started = loaded.started
+        routed: dict[str, dict[str, Any]] = {}
+        if isinstance(input, Command):
+            # Checked before anything is written: a bad resume changes nothing.
+            if input.update is not None or input.goto:
+                raise ValueError(
+                    "only Command(resume=...) can be passed to ainvoke; "
+                    "edit state with update_state()"
+                )
+            routed = _resume_map(loaded, input.resume, thread)
         if checkpoint_id is not None:
             # A fork: the old checkpoint stays as it was; the new branch starts
             # from a copy of it, and re-runs its nodes unless resuming them.
@@ -549,13 +558,8 @@ async def drive_durable(
                 done, started = {}, False
             await cp.put(durable._record(run, {}, [], plans, force_snapshot=True))
         if isinstance(input, Command):
-            if input.update is not None or input.goto:
-                raise ValueError(
-                    "only Command(resume=...) can be passed to ainvoke; "
-                    "edit state with update_state()"
-                )
             owners = {tid: owner for _, tid, owner in loaded.interrupts}
-            for task_id, answers in _resume_map(loaded, input.resume, thread).items():
+            for task_id, answers in routed.items():
                 known = done.get(task_id) or Restored(owners[task_id])
                 done[task_id] = attrs.evolve(known, resume={**known.resume, **answers})
             # Durable before the step re-runs: a crash now keeps the answers. The

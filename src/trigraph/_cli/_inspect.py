@@ -1,7 +1,7 @@
 """Reading a thread's checkpoints without its graph, for ``threads``, ``state``
 and ``history`` when no target is given.
 
-The engine's graph-free readers (``_durable.read_checkpoint`` and
+The engine's graph-free readers (``_records.read_checkpoint`` and
 ``read_history``) rebuild the state; here they decode leniently: an attrs or
 dataclass value whose class is not registered in this process becomes an
 :class:`Opaque` that prints like the original. Reading never writes to the
@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from .._abc import Checkpointer, CheckpointRecord
-from .._durable import read_checkpoint, read_history as engine_read_history
+from .._records import read_checkpoint, read_history as engine_read_history
 from .._serde import _TYPE
 from .._types import StateSnapshot
 

@@ -44,7 +44,13 @@ def assert_interleaving_of_ordered_copies(positions: Sequence[int], length: int)
     assert len(set(counts)) == 1, f"some task's events are missing: {positions}"
 
 
-@given(trio_seed=st.random_module(), data=st.data(), spec=graphs(max_chunks=4))
+# Subgraph nodes stream nothing at the top level: leave them out, for more
+# tasks that do.
+@given(
+    trio_seed=st.random_module(),
+    data=st.data(),
+    spec=graphs(max_chunks=4, kinds=("agen", "async", "sync")),
+)
 def test_each_task_streams_its_events_in_order(
     trio_seed: Any, data: st.DataObject, spec: GraphSpec
 ) -> None:

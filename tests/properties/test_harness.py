@@ -136,3 +136,19 @@ def test_bad_runner_arguments_raise_invalid_argument() -> None:
         run_graph(build(), {}, delays=[1.0])  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         with_delays("not a graph", None)  # type: ignore[arg-type]
+
+
+def test_public_names_say_trigraph_testing() -> None:
+    import trigraph.testing
+
+    for name in ("Delays", "RunResult", "GraphSpec", "NodeSpec", "run_graph", "graphs", "delays"):
+        assert getattr(trigraph.testing, name).__module__ == "trigraph.testing", name
+
+
+def test_import_trigraph_does_not_import_hypothesis() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, trigraph; assert 'hypothesis' not in sys.modules; "
+    code += "assert 'trigraph.testing' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -181,11 +181,12 @@ class Durable:
         try:
             return bytes(self.serde.dumps(value))
         except (TypeError, ValueError) as exc:
-            culprit = _find_culprit(self.serde, values if values is not None else value)
+            key = _find_culprit(self.serde, values if values is not None else value)
+            where = f"key {key!r}" if key is not None else what or "the next tasks"
             raise SerializationError(
-                f"cannot checkpoint {culprit or what or 'the next tasks'} of thread "
-                f"{self.thread!r}: {exc}; store JSON values, attrs classes or dataclasses",
-                key=culprit[5:-1] if culprit else None,
+                f"cannot checkpoint {where} of thread {self.thread!r}: {exc}; "
+                "store JSON values, attrs classes or dataclasses",
+                key=key,
             ) from exc
 
     async def save_pending(
@@ -306,13 +307,14 @@ class Durable:
 
 
 def _find_culprit(serde: Any, values: Any) -> str | None:
+    """The first key of *values* whose value *serde* cannot store, if any."""
     if not isinstance(values, dict):
         return None
     for key, value in values.items():
         try:
             serde.dumps(value)
         except (TypeError, ValueError):
-            return f"key {key!r}"
+            return str(key)
     return None
 
 

@@ -17,7 +17,6 @@ Invariants kept here:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -423,7 +422,7 @@ class Run:
 
 def limiter(n: int | None) -> trio.CapacityLimiter | None:
     """A capacity limiter of *n* tokens, or ``None`` for no limit."""
-    if n is None or n == math.inf:
+    if n is None:
         return None
     return trio.CapacityLimiter(n)
 

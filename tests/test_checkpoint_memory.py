@@ -21,7 +21,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from trigraph import MemoryCheckpointer, SqliteCheckpointer
+from trigraph import MemoryCheckpointer, SqliteCheckpointer, ThreadBusyError
 from trigraph.abc import Checkpointer, CheckpointRecord
 
 
@@ -255,3 +255,87 @@ class CheckpointerAgreement(RuleBasedStateMachine):
 CheckpointerAgreement.TestCase.settings = settings(stateful_step_count=10)
 CheckpointerAgreement.TestCase.pytestmark = [pytest.mark.slow]  # type: ignore[attr-defined]
 test_checkpointers_agree_with_a_model = CheckpointerAgreement.TestCase
+
+
+# -- one run per thread, deleting and pruning --------------------------------
+
+
+async def test_a_thread_has_one_claim_at_a_time(cp: Checkpointer) -> None:
+    lock = await cp.lock_thread("t")
+    assert lock.thread == "t"
+    with pytest.raises(ThreadBusyError, match="thread 't' has a run in progress") as info:
+        await cp.lock_thread("t")
+    assert info.value.thread == "t"
+    assert not info.value.lost
+    other = await cp.lock_thread("u")  # other threads are free
+    await cp.renew_lock(lock)
+    await cp.unlock_thread(lock)
+    await cp.unlock_thread(lock)  # releasing twice does nothing
+    again = await cp.lock_thread("t")
+    assert again.token != lock.token
+    await cp.unlock_thread(again)
+    await cp.unlock_thread(other)
+
+
+async def test_fenced_writes_are_refused_once_the_claim_is_gone(cp: Checkpointer) -> None:
+    lock = await cp.lock_thread("t")
+    await cp.put(rec("a"), lock=lock)
+    await cp.put_pending("t", "", "a", b"p", lock=lock)
+    await cp.unlock_thread(lock)
+    with pytest.raises(ThreadBusyError, match="lost its claim") as info:
+        await cp.put(rec("b", "a"), lock=lock)
+    assert info.value.lost
+    with pytest.raises(ThreadBusyError, match="lost its claim"):
+        await cp.put_pending("t", "", "a", b"q", lock=lock)
+    with pytest.raises(ThreadBusyError, match="lost its claim"):
+        await cp.renew_lock(lock)
+    assert [r.id for r in await cp.history("t", "")] == ["a"]
+    assert (await cp.get("t", "", "a")).pending == b"p"  # type: ignore[union-attr]
+    # A new claim's writes go through; the old one's still do not.
+    new = await cp.lock_thread("t")
+    with pytest.raises(ThreadBusyError):
+        await cp.put(rec("b", "a"), lock=lock)
+    await cp.put(rec("b", "a"), lock=new)
+    await cp.unlock_thread(new)
+
+
+async def test_delete_thread_removes_every_namespace(cp: Checkpointer) -> None:
+    await cp.put(rec("a"))
+    await cp.put(rec("s", ns="sub:1.0"))
+    await cp.put(rec("x", thread="keep"))
+    await cp.delete_thread("t")
+    assert await cp.get("t", "") is None
+    assert await cp.get("t", "sub:1.0") is None
+    assert await cp.threads() == ["keep"]
+    await cp.delete_thread("nothing-here")  # not an error
+
+
+async def test_delete_thread_refuses_a_thread_a_run_holds(cp: Checkpointer) -> None:
+    await cp.put(rec("a"))
+    lock = await cp.lock_thread("t")
+    with pytest.raises(ThreadBusyError):
+        await cp.delete_thread("t")
+    assert await cp.get("t", "") is not None
+    await cp.unlock_thread(lock)
+    await cp.delete_thread("t")
+    assert await cp.get("t", "") is None
+
+
+async def test_prune_keeps_the_latest_and_what_they_need(cp: Checkpointer) -> None:
+    # a(snap) <- b <- c <- d(snap) <- e, and a fork f from b; sub namespace too.
+    for r in (rec("a", snapshot=b"{}"), rec("b", "a"), rec("c", "b"),
+              rec("d", "c", snapshot=b"{}"), rec("e", "d"), rec("f", "b")):
+        await cp.put(r)
+    for r in (rec("s1", ns="n", snapshot=b"{}"), rec("s2", "s1", ns="n"), rec("s3", "s2", ns="n")):
+        await cp.put(r)
+    latest = await cp.chain("t", "", "f")
+    assert await cp.prune("t", keep=2) == 1  # keeps e, f and what they need: d, b, a; drops c
+    assert [r.id for r in await cp.history("t", "")] == ["f", "e", "d", "b", "a"]
+    assert await cp.chain("t", "", "f") == latest
+    assert await cp.get("t", "") == rec("f", "b")
+    assert [r.id for r in await cp.history("t", "n")] == ["s3", "s2", "s1"]
+    assert await cp.prune("t", keep=1) == 2  # f needs b and a; e and d go
+    assert [r.id for r in await cp.history("t", "")] == ["f", "b", "a"]
+    assert await cp.prune("t", keep=1) == 0
+    with pytest.raises(ValueError, match="keep"):
+        await cp.prune("t", keep=0)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 import trio
 
-from trigraph import Command, SqliteCheckpointer
+from trigraph import Command, SqliteCheckpointer, ThreadBusyError
 
 pytestmark = pytest.mark.slow
 
@@ -181,8 +182,15 @@ def lines(log: Path) -> Counter[str]:
     return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
-async def kill_mid_step_4(script: Path, db: Path, log: Path, err: Path) -> None:
-    """Start the run in a subprocess and SIGKILL it once step 4 is under way."""
+async def kill_mid_step_4(
+    script: Path,
+    db: Path,
+    log: Path,
+    err: Path,
+    before_kill: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Start the run in a subprocess and SIGKILL it once step 4 is under way
+    (after awaiting *before_kill*, while the run still holds its thread)."""
     with err.open("wb") as stderr:
         proc = await trio.lowlevel.open_process(
             [sys.executable, str(script), "run", str(db)], env=env(log, block=True),
@@ -197,6 +205,9 @@ async def kill_mid_step_4(script: Path, db: Path, log: Path, err: Path) -> None:
             await trio.sleep(0.025)
         else:
             pytest.fail("the run never reached step 4")
+        if before_kill is not None:
+            await before_kill()
+            assert proc.poll() is None, read(err)
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
     finally:
@@ -236,6 +247,31 @@ async def test_sigkill_mid_step_then_resume_in_a_fresh_process(
         history = await cp.history("job", "")
     assert (final.values, final.step, final.next) == (expected, 6, ())
     assert [r.step for r in history] == [6, 5, 4, 3, 2, 1, 0]
+
+
+async def test_a_thread_another_process_runs_is_busy_until_that_process_dies(
+    script: Path, tmp_path: Path
+) -> None:
+    db, log = tmp_path / "job.db", tmp_path / "side.log"
+    module = load(script, tmp_path / "here.log")
+
+    async def while_it_runs() -> None:
+        async with SqliteCheckpointer(db) as cp:
+            graph = module.build(cp)
+            with pytest.raises(ThreadBusyError, match="in another process"):
+                await graph.ainvoke(None, thread="job")
+            with pytest.raises(ThreadBusyError):
+                await graph.update_state("job", {"n": 100})
+            # Reading is never blocked, and nothing was written by the refused calls.
+            assert (await graph.get_state("job")).step == 3
+            assert len(await cp.history("job", "")) == 4
+
+    await kill_mid_step_4(script, db, log, tmp_path / "stderr.txt", while_it_runs)
+    # The kernel dropped the dead process's claim: the thread is free at once.
+    async with SqliteCheckpointer(db) as cp:
+        out = await module.build(cp).ainvoke(None, thread="job")
+    assert out["log"] == ["s1", "s2", "w0", "w1", "w2", "s3", "s4", "s5", "s6"]
+    assert lines(tmp_path / "here.log") == Counter({"s4": 1, "s5": 1, "s6": 1})
 
 
 async def test_interrupt_ids_survive_a_restart(script: Path, tmp_path: Path) -> None:

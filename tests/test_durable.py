@@ -40,7 +40,7 @@ from trigraph import (
     TrigraphError,
     interrupt,
 )
-from trigraph.abc import Checkpointer, CheckpointRecord
+from trigraph.abc import Checkpointer, CheckpointRecord, ThreadLock
 from trigraph.events import Event, Interrupted, Update
 
 # -- fixtures and helpers ---------------------------------------------------
@@ -1045,14 +1045,20 @@ class SlowPuts:
     inner: Checkpointer
     delay: float
 
-    async def put(self, record: CheckpointRecord) -> None:
+    async def put(self, record: CheckpointRecord, *, lock: ThreadLock | None = None) -> None:
         await trio.sleep(self.delay)
-        await self.inner.put(record)
+        await self.inner.put(record, lock=lock)
 
     async def put_pending(
-        self, thread: str, ns: str, checkpoint_id: str, pending: bytes | None
+        self,
+        thread: str,
+        ns: str,
+        checkpoint_id: str,
+        pending: bytes | None,
+        *,
+        lock: ThreadLock | None = None,
     ) -> None:
-        await self.inner.put_pending(thread, ns, checkpoint_id, pending)
+        await self.inner.put_pending(thread, ns, checkpoint_id, pending, lock=lock)
 
     async def get(
         self, thread: str, ns: str, checkpoint_id: str | None = None
@@ -1067,6 +1073,21 @@ class SlowPuts:
 
     async def threads(self) -> list[str]:
         return await self.inner.threads()
+
+    async def lock_thread(self, thread: str) -> ThreadLock:
+        return await self.inner.lock_thread(thread)
+
+    async def renew_lock(self, lock: ThreadLock) -> None:
+        await self.inner.renew_lock(lock)
+
+    async def unlock_thread(self, lock: ThreadLock) -> None:
+        await self.inner.unlock_thread(lock)
+
+    async def delete_thread(self, thread: str) -> None:
+        await self.inner.delete_thread(thread)
+
+    async def prune(self, thread: str, *, keep: int) -> int:
+        return await self.inner.prune(thread, keep=keep)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

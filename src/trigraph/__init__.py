@@ -24,6 +24,7 @@ from ._exceptions import (
     NodeTimeoutError as NodeTimeoutError,
     RunTimeoutError as RunTimeoutError,
     SerializationError as SerializationError,
+    ThreadBusyError as ThreadBusyError,
     TrigraphError as TrigraphError,
 )
 from ._graph import StateGraph as StateGraph

@@ -6,6 +6,10 @@ process and several processes on one file can share it. Each ``put`` is one
 transaction: a checkpoint is stored whole or not at all, also when the run
 is cancelled or the process is killed mid-write. The schema is versioned
 with ``PRAGMA user_version``; a newer file is refused, not misread.
+
+One run per thread: a claim is a byte-range lock on ``<file>-locks`` beside the
+database (see ``_filelock``), which the kernel drops the moment its process
+dies, so a killed run never keeps its thread.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any, TypeVar
 
 import trio
 
-from ._abc import CheckpointRecord
-from ._exceptions import CheckpointError
+from . import _filelock
+from ._abc import CheckpointRecord, ThreadLock, prunable
+from ._exceptions import CheckpointError, ThreadBusyError
 from ._util import final
 
 __all__ = ["SCHEMA_VERSION", "SqliteCheckpointer"]
@@ -99,6 +104,7 @@ class SqliteCheckpointer:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self._lock_path = Path(os.path.abspath(self.path)).with_name(self.path.name + "-locks")
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -173,7 +179,11 @@ class SqliteCheckpointer:
 
     # -- the Checkpointer protocol ----------------------------------------
 
-    async def put(self, record: CheckpointRecord) -> None:
+    def _fence(self, thread: str, lock: ThreadLock | None) -> None:
+        if lock is not None and not _filelock.holds(self._lock_path, lock):
+            raise ThreadBusyError(thread, lost=True)
+
+    async def put(self, record: CheckpointRecord, *, lock: ThreadLock | None = None) -> None:
         """Store *record* in one transaction.
 
         Cancellation:
@@ -182,6 +192,7 @@ class SqliteCheckpointer:
         """
 
         def work(conn: sqlite3.Connection) -> None:
+            self._fence(record.thread, lock)
             conn.execute(
                 f"INSERT INTO trigraph_checkpoints ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (record.thread, record.ns, record.id, record.parent_id, record.step,
@@ -191,11 +202,18 @@ class SqliteCheckpointer:
         await self._run(work)
 
     async def put_pending(
-        self, thread: str, ns: str, checkpoint_id: str, pending: bytes | None
+        self,
+        thread: str,
+        ns: str,
+        checkpoint_id: str,
+        pending: bytes | None,
+        *,
+        lock: ThreadLock | None = None,
     ) -> None:
         """Replace a record's pending writes. Cancellation: as :meth:`put`."""
 
         def work(conn: sqlite3.Connection) -> None:
+            self._fence(thread, lock)
             cur = conn.execute(
                 "UPDATE trigraph_checkpoints SET pending=? WHERE thread=? AND ns=? AND id=?",
                 (pending, thread, ns, checkpoint_id),
@@ -276,6 +294,84 @@ class SqliteCheckpointer:
                 "GROUP BY thread ORDER BY MAX(seq) DESC"
             ).fetchall()
             return [r[0] for r in rows]
+
+        return await self._run(work)
+
+    async def lock_thread(self, thread: str) -> ThreadLock:
+        """Claim *thread* for one run, against every process using this file.
+
+        The claim is a lock the kernel holds for this process: it lasts until
+        :meth:`unlock_thread` or until the process dies, however it dies, so a
+        killed run's thread is free again at once.
+
+        Cancellation: a checkpoint; a cancelled call holds nothing.
+
+        Raises:
+          ThreadBusyError: another run holds the thread (in this process or
+            in another one).
+        """
+        return await self._run(lambda conn: _filelock.acquire(self._lock_path, thread))
+
+    async def renew_lock(self, lock: ThreadLock) -> None:
+        """Check that *lock* is still held (claims here never lapse).
+
+        Cancellation: a checkpoint.
+        """
+        await trio.lowlevel.checkpoint()
+        self._fence(lock.thread, lock)
+
+    async def unlock_thread(self, lock: ThreadLock) -> None:
+        """Release *lock*; one no longer held is left alone.
+
+        Cancellation: a checkpoint; the claim is released even if cancelled.
+        """
+        await trio.lowlevel.checkpoint()
+        _filelock.release(self._lock_path, lock)
+
+    async def delete_thread(self, thread: str) -> None:
+        """Delete every record of *thread*, in every namespace, in one transaction.
+
+        Cancellation: a checkpoint; deleted whole or not at all.
+
+        Raises:
+          ThreadBusyError: a run holds the thread.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            lock = _filelock.acquire(self._lock_path, thread)
+            try:
+                conn.execute("DELETE FROM trigraph_checkpoints WHERE thread=?", (thread,))
+            finally:
+                _filelock.release(self._lock_path, lock)
+
+        await self._run(work)
+
+    async def prune(self, thread: str, *, keep: int) -> int:
+        """Delete the records older than the latest *keep* (per namespace) that
+        those do not need, in one transaction; return how many went.
+
+        Cancellation: a checkpoint; pruned whole or not at all.
+        """
+        prunable((), keep)
+
+        def work(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT ns, id, parent_id, snapshot IS NOT NULL FROM trigraph_checkpoints "
+                "WHERE thread=? ORDER BY ns, seq",
+                (thread,),
+            ).fetchall()
+            by_ns: dict[str, list[tuple[str, str | None, bool]]] = {}
+            for ns, rid, parent, snap in rows:
+                by_ns.setdefault(ns, []).append((rid, parent, bool(snap)))
+            doomed = [(ns, rid) for ns, recs in by_ns.items() for rid in prunable(recs, keep)]
+            if doomed:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "DELETE FROM trigraph_checkpoints WHERE thread=? AND ns=? AND id=?",
+                    [(thread, ns, rid) for ns, rid in doomed],
+                )
+                conn.execute("COMMIT")
+            return len(doomed)
 
         return await self._run(work)
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._abc import Checkpointer, CheckpointRecord
+from ._abc import Checkpointer, CheckpointRecord, ThreadLock
+from ._claim import claim
 from ._context import Emitter, GraphInterrupt, Task
 from ._exceptions import EmptyInputError, GraphValidationError, SerializationError
 from ._loop import NO_ARG, Restored, Run, TaskPlan
@@ -45,6 +46,7 @@ from ._util import collapse
 
 if TYPE_CHECKING:
     from ._compiled import CompiledGraph, Durability
+    from ._graph import GraphSpec
 
 __all__ = ["Durable", "drive_durable", "get_state", "get_state_history", "update_state"]
 
@@ -63,6 +65,8 @@ class Durable:
     head: str | None = None
     plans: list[TaskPlan] = attrs.Factory(list)
     serde: Any = default_serializer
+    lock: ThreadLock | None = None
+    """The run's claim on the thread; every write is fenced by it."""
     _since_snapshot: int = 0
     _snapshot_size: int = 0
     _queue: trio.MemorySendChannel[CheckpointRecord] | None = None
@@ -126,7 +130,10 @@ class Durable:
         if self._queue is not None:
             await self._queue.send(record)
         else:
-            await self.cp.put(record)
+            await self.put(record)
+
+    async def put(self, record: CheckpointRecord) -> None:
+        await self.cp.put(record, lock=self.lock)
 
     def _record(
         self,
@@ -226,7 +233,7 @@ class Durable:
             data["before"] = True
         assert self.head is not None
         pending = self._dumps(data, "a pending write or interrupt value")
-        await self.cp.put_pending(self.thread, self.ns, self.head, pending)
+        await self.cp.put_pending(self.thread, self.ns, self.head, pending, lock=self.lock)
 
     async def mark_paused(self, run: Run, *, before: bool) -> None:
         """The run pauses; *before* an ``interrupt_before`` node (marked, so that
@@ -240,7 +247,7 @@ class Durable:
         """In ``"exit"`` durability, write the state reached so far, once."""
         if self._dirty:
             self._dirty = False
-            await self.cp.put(self._record(run, {}, [], self.plans, force_snapshot=True))
+            await self.put(self._record(run, {}, [], self.plans, force_snapshot=True))
 
     async def _drain(self) -> None:
         queue = self._queue
@@ -301,7 +308,7 @@ class Durable:
             try:
                 async with receive:
                     async for record in receive:
-                        await self.cp.put(record)
+                        await self.put(record)
             finally:
                 self._drained.set()
 
@@ -357,13 +364,26 @@ async def drive_durable(
     checkpoint_id: str | None,
     durability: Durability,
 ) -> dict[str, Any]:
-    """Run *run* on a durable thread: start, continue, resume or fork it."""
+    """Run *run* on a durable thread: start, continue, resume or fork it.
+
+    The run holds the thread's claim from before its first read to after its
+    last write: a second run on the thread fails with ``ThreadBusyError``
+    before anything is written.
+    """
     cp = _checkpointer(graph)
     if thread is None:
         raise ValueError("checkpoint_id= needs thread= too")
     if durability not in ("sync", "async", "exit"):
         raise ValueError(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
-    durable = Durable(cp, thread, "", durability)
+    async with claim(cp, thread) as lock:
+        durable = Durable(cp, thread, "", durability, lock=lock)
+        return await _drive(graph, run, durable, input, checkpoint_id)
+
+
+async def _drive(
+    graph: CompiledGraph, run: Run, durable: Durable, input: Any, checkpoint_id: str | None
+) -> dict[str, Any]:
+    thread = durable.thread
     run.durable = durable
     loaded = await durable.load(checkpoint_id)
     schema = graph._spec.schema
@@ -392,7 +412,7 @@ async def drive_durable(
             # from a copy of it, and re-runs its nodes unless resuming them.
             if not isinstance(input, Command):
                 done, started = {}, False
-            await cp.put(durable._record(run, {}, [], plans, force_snapshot=True))
+            await durable.put(durable._record(run, {}, [], plans, force_snapshot=True))
         if isinstance(input, Command):
             owners = {tid: owner for _, tid, owner in loaded.interrupts}
             for task_id, answers in routed.items():
@@ -441,10 +461,18 @@ async def update_state(
     graph: CompiledGraph, thread: str, values: dict[str, Any] | None, as_node: str | None
 ) -> str:
     spec = graph._spec
-    durable = Durable(_checkpointer(graph), thread)
-    loaded = await durable.load(None)
     if as_node is not None and as_node != START and as_node not in spec.nodes:
         raise GraphValidationError(f"update_state(as_node={as_node!r}): no such node", node=as_node)
+    cp = _checkpointer(graph)
+    async with claim(cp, thread) as lock:
+        return await _update(spec, Durable(cp, thread, lock=lock), values, as_node)
+
+
+async def _update(
+    spec: GraphSpec, durable: Durable, values: dict[str, Any] | None, as_node: str | None
+) -> str:
+    thread = durable.thread
+    loaded = await durable.load(None)
     run = Run(spec, Emitter(None), spec.schema.initial_values())
     if loaded is not None:
         # An edit that keeps the thread's next tasks keeps its step number too, so
@@ -464,7 +492,9 @@ async def update_state(
     await durable.after_step(run, old, keys, plans)
     if as_node is None and loaded is not None and loaded.record.pending is not None:
         assert durable.head is not None
-        await durable.cp.put_pending(thread, "", durable.head, loaded.record.pending)
+        await durable.cp.put_pending(
+            thread, "", durable.head, loaded.record.pending, lock=durable.lock
+        )
     elif loaded is not None and loaded.paused_before:
         # Edited during a pause before a node: continuing does not pause again.
         await durable.save_pending(run, {}, before=True)
@@ -483,7 +513,7 @@ async def run_nested(
     the answers to its interrupted tasks; otherwise it starts afresh. An
     ``interrupt()`` inside pauses the subgraph and raises to the parent task.
     """
-    durable = Durable(parent.cp, parent.thread, "|".join(run.ns), parent.mode)
+    durable = Durable(parent.cp, parent.thread, "|".join(run.ns), parent.mode, lock=parent.lock)
     run.durable = durable
     schema = graph._spec.schema
     loaded = await durable.load(None) if ctx.resume else None

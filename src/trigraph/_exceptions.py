@@ -11,6 +11,7 @@ The hierarchy::
         ├── RunTimeoutError (also TimeoutError)       a run ran past its timeout=
         ├── SerializationError (also TypeError)       a value a checkpoint cannot hold
         ├── CheckpointError                           the checkpoint store failed
+        ├── ThreadBusyError                           a thread that another run holds
         └── EmptyInputError (also ValueError)         resuming a thread with nothing to resume
 
 Each error carries the attributes that locate it (``node``, ``step``, ``key``)
@@ -34,6 +35,7 @@ __all__ = [
     "NodeTimeoutError",
     "RunTimeoutError",
     "SerializationError",
+    "ThreadBusyError",
     "TrigraphError",
 ]
 
@@ -160,3 +162,42 @@ class EmptyInputError(TrigraphError, ValueError):
 
     .. versionadded:: 0.1
     """
+
+
+@final
+class ThreadBusyError(TrigraphError):
+    """A thread that another run holds: one thread runs one run at a time.
+
+    Raised at once, before anything is written, by a run (or an
+    ``update_state()``, ``delete_thread()``) on a thread whose claim another
+    run holds, in this process or, with a shared database, in any other. Also
+    raised by a run that lost its claim (its lease lapsed while the process
+    was stalled and another process took the thread over): that run stops,
+    and none of its later writes reach the thread.
+
+    Attributes:
+      thread: the thread id.
+      holder: who holds the thread, when the checkpointer knows (e.g.
+        ``"another task of this process"``), else ``None``.
+      lost: true when the run had the thread and lost it.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, thread: str, *, holder: str | None = None, lost: bool = False) -> None:
+        if lost:
+            message = (
+                f"the run lost its claim on thread {thread!r} (its lease lapsed and another "
+                "run took the thread over); nothing more of this run was written"
+            )
+        else:
+            by = f" ({holder})" if holder else ""
+            message = (
+                f"thread {thread!r} has a run in progress{by}; one thread runs one run at a "
+                "time: wait for it to finish (or cancel it), or use another thread"
+            )
+        super().__init__(message)
+        self.thread = thread
+        self.holder = holder
+        self.lost = lost
+

@@ -4,6 +4,8 @@ from ._abc import (
     Checkpointer as Checkpointer,
     CheckpointRecord as CheckpointRecord,
     Serializer as Serializer,
+    ThreadLock as ThreadLock,
+    prunable as prunable,
 )
 from ._util import fixup_module_metadata
 

@@ -1,0 +1,106 @@
+"""Claims on threads that other processes see: byte-range locks on a file.
+
+A SQLite database is shared by the processes of one machine, so its thread
+claims are POSIX record locks (``fcntl``) on a lock file beside it: one byte
+per thread, at an offset hashed from the thread id. The kernel drops a
+process's record locks when the process dies, however it dies (a SIGKILL
+included), so a crashed run never holds its thread: the claim is stale the
+moment its process is gone, with no lease to wait out and no pid to trust.
+
+Record locks do not exclude other holders inside one process, and closing
+*any* descriptor of the file drops all of the process's locks on it, so each
+lock file is opened once per process (:data:`_FILES`, shared by every
+checkpointer on that database) and claims inside the process are kept in
+the same table. A forked child starts with no claims.
+
+Everything here is sync and fast (non-blocking ``fcntl`` on a local file);
+callers run it in their store's worker thread with the rest of their I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from pathlib import Path
+
+import attrs
+
+from ._abc import ThreadLock
+from ._exceptions import ThreadBusyError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: claims are seen in this process only
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["acquire", "holds", "release"]
+
+
+@attrs.define(eq=False)
+class _LockFile:
+    fd: int
+    held: dict[str, str] = attrs.Factory(dict)
+    """thread -> token of the claims this process holds on the file."""
+
+
+_FILES: dict[str, _LockFile] = {}
+_MUTEX = threading.Lock()
+
+
+def _forget_after_fork() -> None:  # pragma: no cover - runs in forked children
+    global _MUTEX
+    _MUTEX = threading.Lock()
+    _FILES.clear()  # record locks are not inherited; the descriptors are closed lazily
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _offset(thread: str) -> int:
+    # 62 bits of a hash: far inside off_t, and collisions are negligible.
+    digest = hashlib.blake2b(thread.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 2
+
+
+def acquire(path: Path, thread: str) -> ThreadLock:
+    """Claim *thread* in the lock file *path*; raise ``ThreadBusyError`` if held."""
+    key = str(path)
+    with _MUTEX:
+        lf = _FILES.get(key)
+        if lf is None:
+            lf = _LockFile(os.open(key, os.O_RDWR | os.O_CREAT, 0o644))
+            _FILES[key] = lf
+        if thread in lf.held:
+            raise ThreadBusyError(thread, holder="another run in this process")
+        if fcntl is not None:
+            try:
+                fcntl.lockf(lf.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _offset(thread))
+            except OSError:
+                raise ThreadBusyError(thread, holder="a run in another process") from None
+        token = secrets.token_hex(8)
+        lf.held[thread] = token
+        return ThreadLock(thread, token)
+
+
+def holds(path: Path, lock: ThreadLock) -> bool:
+    """Whether this process still holds *lock* in the lock file *path*."""
+    lf = _FILES.get(str(path))
+    return lf is not None and lf.held.get(lock.thread) == lock.token
+
+
+def release(path: Path, lock: ThreadLock) -> None:
+    """Release *lock* if this process still holds it; close the file when unused."""
+    key = str(path)
+    with _MUTEX:
+        lf = _FILES.get(key)
+        if lf is None or lf.held.get(lock.thread) != lock.token:
+            return
+        del lf.held[lock.thread]
+        if fcntl is not None:
+            fcntl.lockf(lf.fd, fcntl.LOCK_UN, 1, _offset(lock.thread))
+        if not lf.held:
+            os.close(lf.fd)
+            del _FILES[key]

@@ -38,7 +38,7 @@ from typing import Annotated, TypedDict
 
 import trio
 
-from trigraph import END, START, Command, Send, SqliteCheckpointer, StateGraph, interrupt
+from trigraph import END, START, Command, Send, SqliteCheckpointer, StateGraph, interrupt, once
 
 LOG = os.environ.get("CRASH_LOG", "")
 BLOCK = os.environ.get("CRASH_BLOCK") == "1"
@@ -112,6 +112,27 @@ def build_ask(cp):
     return g.compile(checkpointer=cp)
 
 
+async def mail(to: str) -> str:
+    note("mail")
+    return "mailed " + to
+
+
+async def fx(state: S) -> dict:
+    note("fx")
+    receipt = await once("mail", mail, "ada")
+    note("recorded")
+    if BLOCK:
+        for _ in range(600):
+            await trio.sleep(0.05)
+    return {"log": [receipt]}
+
+
+def build_once(cp):
+    g = StateGraph(S)
+    g.add_node("fx", fx).add_edge(START, "fx").add_edge("fx", END)
+    return g.compile(checkpointer=cp)
+
+
 async def main(mode: str, db: str) -> None:
     async with SqliteCheckpointer(db) as cp:
         if mode == "run":
@@ -124,6 +145,10 @@ async def main(mode: str, db: str) -> None:
         elif mode == "ids":
             snap = await build_ask(cp).get_state("job")
             out = {"ids": [[i.node, i.id] for i in snap.interrupts]}
+        elif mode == "once":
+            out = await build_once(cp).ainvoke({"log": [], "n": 0}, thread="job")
+        elif mode == "once-resume":
+            out = await build_once(cp).ainvoke(None, thread="job")
         elif mode == "answer":
             out = await build_ask(cp).ainvoke(Command(resume=sys.argv[3]), thread="job")
         print(json.dumps(out))
@@ -188,23 +213,27 @@ async def kill_mid_step_4(
     log: Path,
     err: Path,
     before_kill: Callable[[], Awaitable[None]] | None = None,
+    *,
+    mode: str = "run",
+    mark: str = "s4",
 ) -> None:
     """Start the run in a subprocess and SIGKILL it once step 4 is under way
-    (after awaiting *before_kill*, while the run still holds its thread)."""
+    (once *mark* is in the side log; after awaiting *before_kill*, while the
+    run still holds its thread)."""
     with err.open("wb") as stderr:
         proc = await trio.lowlevel.open_process(
-            [sys.executable, str(script), "run", str(db)], env=env(log, block=True),
+            [sys.executable, str(script), mode, str(db)], env=env(log, block=True),
             stdout=subprocess.DEVNULL, stderr=stderr,
         )
     try:
-        # Wait, in short and bounded steps, until step 4 has started.
+        # Wait, in short and bounded steps, until the mark is reached.
         for _ in range(1200):  # at most 30 s
-            if lines(log)["s4"]:
+            if lines(log)[mark]:
                 break
             assert proc.poll() is None, read(err)
             await trio.sleep(0.025)
         else:
-            pytest.fail("the run never reached step 4")
+            pytest.fail(f"the run never reached {mark!r}")
         if before_kill is not None:
             await before_kill()
             assert proc.poll() is None, read(err)
@@ -293,3 +322,13 @@ async def test_interrupt_ids_survive_a_restart(script: Path, tmp_path: Path) -> 
     final = await run_script(script, log, "answer", str(db), "no")
     assert final == {"log": ["s1", "ask1:yes", "ask2:no", "s2"], "n": 1}
     assert lines(log) == Counter({"s1": 1, "ask1": 2, "ask2": 3, "s2": 1})
+
+
+async def test_a_side_effect_in_once_survives_a_sigkill(script: Path, tmp_path: Path) -> None:
+    db, log = tmp_path / "once.db", tmp_path / "side.log"
+    await kill_mid_step_4(script, db, log, tmp_path / "stderr.txt", mode="once", mark="recorded")
+    resumed = await run_script(script, log, "once-resume", str(db))
+    assert resumed == {"log": ["mailed ada"], "n": 0}
+    # The node ran twice (killed, then resumed); the mail went out once.
+    assert lines(log) == Counter({"fx": 2, "mail": 1, "recorded": 2})
+

@@ -10,10 +10,12 @@ from ._checkpoint_memory import MemoryCheckpointer as MemoryCheckpointer
 from ._checkpoint_sqlite import SqliteCheckpointer as SqliteCheckpointer
 from ._compiled import DEFAULT_BUFFER as DEFAULT_BUFFER, CompiledGraph as CompiledGraph
 from ._context import (
+    GraphInterrupt as GraphInterrupt,
     StreamWriter as StreamWriter,
     check_cancelled as check_cancelled,
     get_stream_writer as get_stream_writer,
     interrupt as interrupt,
+    once as once,
 )
 from ._exceptions import (
     CheckpointError as CheckpointError,

@@ -5,6 +5,13 @@ Python state value, so every store behaves the same (and none can be made to
 run code by what it reads). The engine decides what a record holds (a delta
 of the keys one superstep wrote, or now and then a full snapshot) and how a
 state is rebuilt from a chain of records.
+
+Reducers (``Annotated[T, reducer]``) may carry one hook: a ``prepare``
+attribute, ``prepare(value) -> value``, which the engine calls once on each
+write to the key when the write is made (a node returning, the run's input,
+``update_state``), before the write is streamed, stored or merged. A reducer
+of messages uses it to give each new message its id once, so that ids do
+not change when a write is replayed from a checkpoint.
 """
 
 from __future__ import annotations

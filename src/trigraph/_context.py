@@ -10,10 +10,11 @@ find the node they run in without being told. Outside a node they raise
 
 from __future__ import annotations
 
+import inspect
 import threading
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -38,7 +39,10 @@ __all__ = [
     "emit_token",
     "get_stream_writer",
     "interrupt",
+    "once",
 ]
+
+T = TypeVar("T")
 
 
 @attrs.define(slots=True, eq=False)
@@ -74,6 +78,7 @@ class Emitter:
 
 
 _NO_RESUME: dict[str, Any] = {}  # shared, never mutated: a task's resume map is replaced
+_NO_MEMO: dict[str, Any] = {}  # likewise for the results of once()
 
 
 @attrs.define(slots=True, eq=False)
@@ -95,6 +100,8 @@ class Task:
     done: bool = False
     interrupts: tuple[Interrupt, ...] = ()
     resume: dict[str, Any] = _NO_RESUME
+    memo: dict[str, Any] = _NO_MEMO
+    """Results of ``once()`` calls that finished, by key (kept across resumes)."""
     interrupts_seen: int = 0
     token_streams: int = 0
 
@@ -205,16 +212,36 @@ def get_stream_writer() -> StreamWriter:
     return StreamWriter(_require("get_stream_writer()"))
 
 
+@final
 class GraphInterrupt(BaseException):
-    """Raised by ``interrupt()`` to pause the run; the engine catches it.
+    """Raised by :func:`interrupt` to pause the run; the engine catches it.
 
     It derives from ``BaseException`` so that a node's ``except Exception``
-    cannot swallow a pause by accident.
+    cannot swallow a pause by accident. Code that runs several calls at once
+    inside one node (as ``ToolNode`` does) may catch it per call, let the
+    other calls finish, and raise one ``GraphInterrupt`` carrying every
+    pending interrupt; anything else should let it propagate.
+
+    Attributes:
+      interrupts: the pending :class:`~trigraph.Interrupt` values.
+
+    .. versionadded:: 0.2
     """
 
     def __init__(self, *interrupts: Interrupt) -> None:
         super().__init__(*interrupts)
         self.interrupts = interrupts
+
+
+@attrs.define(slots=True, eq=False)
+class _OnceScope:
+    """The ``once()`` call a piece of code runs in: its key, and its interrupts."""
+
+    key: str
+    interrupts_seen: int = 0
+
+
+_scope: ContextVar[_OnceScope | None] = ContextVar("trigraph_once", default=None)
 
 
 def interrupt_id(ns: tuple[str, ...], task_id: str, index: int) -> str:
@@ -249,12 +276,96 @@ def interrupt(value: Any) -> Any:
             f"interrupt() in node {ctx.node!r} needs a durable run: compile the graph "
             "with a checkpointer and pass thread= to ainvoke/stream"
         )
-    index = ctx.interrupts_seen
-    ctx.interrupts_seen = index + 1
-    iid = interrupt_id(ctx.run.ns, ctx.id, index)
+    scope = _scope.get()
+    if scope is None:
+        index = ctx.interrupts_seen
+        ctx.interrupts_seen = index + 1
+        iid = interrupt_id(ctx.run.ns, ctx.id, index)
+    else:
+        index = scope.interrupts_seen
+        scope.interrupts_seen = index + 1
+        iid = interrupt_id(ctx.run.ns, f"{ctx.id}/{scope.key}", index)
     if iid in ctx.resume:
         return ctx.resume[iid]
     raise GraphInterrupt(Interrupt(value, ctx.node, iid))
+
+
+async def once(key: str, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` in the current node task unless it already finished there.
+
+    The result is recorded with the task as soon as *fn* returns (durably, in
+    the thread's checkpoint, when the run has a checkpointer), and when the
+    task runs again, after an ``interrupt()`` elsewhere in its node or step,
+    an error, a cancellation or a crash, ``once`` returns the recorded result
+    without calling *fn*. A side effect wrapped in ``once`` therefore
+    happens once per task, however often the node re-runs; one interrupted
+    before it returned happens again. Several ``once`` calls may run
+    concurrently in one node (in tasks of a nursery the node opens), each
+    under its own *key*, and an ``interrupt()`` inside one gets an id that
+    depends on *key*, so it is answered by the same id on every re-run.
+
+    Args:
+      key: names the call within its task; unique per call.
+      fn: an ``async def`` (awaited) or a sync function (run in a worker
+        thread, like a sync node).
+
+    Returns:
+      What *fn* returned, or what it returned before. It must be storable by
+      the checkpoint serializer when the run is durable.
+
+    Cancellation:
+      A checkpoint. Cancelling it cancels *fn* (a sync *fn*'s thread is
+      waited for); nothing is recorded, so it runs again on resume.
+
+    Raises:
+      RuntimeError: outside a running node.
+      SerializationError: the result cannot be stored in a checkpoint.
+
+    Example:
+      >>> import trio
+      >>> from trigraph import END, START, MemoryCheckpointer, StateGraph, interrupt, once
+      >>> sent = []
+      >>> async def send_mail(to: str) -> str:
+      ...     sent.append(to)
+      ...     return "sent to " + to
+      >>> async def node(state: dict) -> dict:
+      ...     receipt = await once("mail", send_mail, "ada")
+      ...     answer = interrupt("ok?")            # pauses; the node re-runs on resume
+      ...     return {"out": f"{receipt}, {answer}"}
+      >>> g = StateGraph(dict)
+      >>> _ = g.add_node(node).add_edge(START, "node").add_edge("node", END)
+      >>> graph = g.compile(checkpointer=MemoryCheckpointer())
+      >>> async def main():
+      ...     await graph.ainvoke({}, thread="t")
+      ...     from trigraph import Command
+      ...     return await graph.ainvoke(Command(resume="yes"), thread="t")
+      >>> trio.run(main)["out"], sent
+      ('sent to ada, yes', ['ada'])
+
+    .. versionadded:: 0.2
+    """
+    ctx = _require("once()")
+    memo = ctx.memo
+    if key in memo:
+        await trio.lowlevel.checkpoint()
+        return memo[key]  # type: ignore[no-any-return]
+    token = _scope.set(_OnceScope(key))
+    try:
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+        ):
+            result = await fn(*args)  # type: ignore[misc]
+        else:
+            result = await trio.to_thread.run_sync(
+                fn, *args, limiter=ctx.run.thread_limiter
+            )
+    finally:
+        _scope.reset(token)
+    ctx.memo = {**ctx.memo, key: result}
+    durable = ctx.run.durable
+    if durable is not None:
+        await durable.save_memo(ctx.run)
+    return result  # type: ignore[no-any-return]
 
 
 async def emit_token(text: str, *, model: str | None = None, stream_id: int = 0) -> None:

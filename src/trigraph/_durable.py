@@ -73,6 +73,12 @@ class Durable:
     _dirty: bool = False
     _completed: int = 0
     _drained: trio.Event = attrs.Factory(trio.Event)
+    _queued: int = 0
+    _written: int = 0
+    _progress: trio.Event | None = None
+    _memo_lock: trio.Lock = attrs.Factory(trio.Lock)
+    _listed: Sequence[tuple[Interrupt, str, str]] = ()
+    """Interrupts a resumed step keeps listed until it completes."""
 
     # -- reading ----------------------------------------------------------
 
@@ -127,7 +133,9 @@ class Durable:
             self._dirty = True
             return
         record = self._record(run, old or {}, keys, plans, written=written)
+        self._listed = ()
         if self._queue is not None:
+            self._queued += 1
             await self._queue.send(record)
         else:
             await self.put(record)
@@ -203,13 +211,20 @@ class Durable:
         *,
         before: bool = False,
         interrupts: Sequence[tuple[Interrupt, str, str]] = (),
+        keep_writer: bool = False,
     ) -> None:
         """Keep the writes of the finished tasks and the interrupts of a step that
         did not complete, on the checkpoint it started from (*before*: the run
-        paused on ``interrupt_before`` and has not started the step)."""
+        paused on ``interrupt_before`` and has not started the step;
+        *keep_writer*: the run goes on, so ``"async"`` durability's writer stays)."""
         if self.mode == "exit":
             await self.flush(run)
-        await self._drain()
+        if keep_writer:
+            await self._committed()
+        else:
+            await self._drain()
+        if interrupts:
+            self._listed = interrupts
         data: dict[str, Any] = {
             "tasks": {
                 task_id: {
@@ -218,9 +233,10 @@ class Durable:
                     "goto": _encode_goto(t.goto) if t.done else [],
                     "done": t.done,
                     "resume": t.resume,
+                    **({"memo": t.memo} if t.memo and not t.done else {}),
                 }
                 for task_id, t in tasks.items()
-                if t.done or t.resume
+                if t.done or t.resume or t.memo
             },
             "interrupts": [
                 [i.value, i.node, i.id, task_id, t.node]
@@ -235,6 +251,16 @@ class Durable:
         pending = self._dumps(data, "a pending write or interrupt value")
         await self.cp.put_pending(self.thread, self.ns, self.head, pending, lock=self.lock)
 
+    async def save_memo(self, run: Run) -> None:
+        """Record the ``once()`` results of the step in flight, as soon as one
+        finishes: the pending writes of the checkpoint the step started from
+        are rewritten whole, one writer at a time."""
+        async with self._memo_lock:
+            await self._committed()
+            tasks = run.current_tasks()
+            await self.save_pending(run, {t.id: t for t in tasks}, keep_writer=True,
+                                    interrupts=self._listed)
+
     async def mark_paused(self, run: Run, *, before: bool) -> None:
         """The run pauses; *before* an ``interrupt_before`` node (marked, so that
         resuming runs the step instead of pausing again) or after a step."""
@@ -248,6 +274,13 @@ class Durable:
         if self._dirty:
             self._dirty = False
             await self.put(self._record(run, {}, [], self.plans, force_snapshot=True))
+
+    async def _committed(self) -> None:
+        """Wait until every record handed to the ``"async"`` writer is stored."""
+        while self._written < self._queued:
+            if self._progress is None:
+                self._progress = trio.Event()
+            await self._progress.wait()
 
     async def _drain(self) -> None:
         queue = self._queue
@@ -309,6 +342,10 @@ class Durable:
                 async with receive:
                     async for record in receive:
                         await self.put(record)
+                        self._written += 1
+                        if self._progress is not None:
+                            self._progress.set()
+                            self._progress = None
             finally:
                 self._drained.set()
 
@@ -482,6 +519,7 @@ async def _update(
     writer = as_node or "update_state"
     update = dict(values or {})
     spec.schema.check_update_keys(update, writer, run.step)
+    update = dict(spec.schema.prepare(update))
     writes = [(writer, list(update.items()))]
     old = durable.before_apply(run, writes)
     keys = apply_writes(run.values, spec.schema.reducers, writes, run.step)

@@ -61,6 +61,7 @@ class Restored:
     writes: Writes = ()
     goto: tuple[str | Send, ...] = ()
     resume: dict[str, Any] = attrs.Factory(dict)
+    memo: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.define(slots=True, eq=False)
@@ -102,6 +103,10 @@ class Run:
     _tasks: list[Task] = attrs.Factory(list)
 
     # -- planning ---------------------------------------------------------
+
+    def current_tasks(self) -> list[Task]:
+        """The tasks of the step in flight (or of the last step run)."""
+        return self._tasks
 
     def make_tasks(self, plans: Sequence[TaskPlan], step: int) -> list[Task]:
         nodes = self.graph.nodes
@@ -279,6 +284,8 @@ class Run:
                         task.writes = restored.writes
                         task.goto = restored.goto
                         task.resume = dict(restored.resume)
+                        if restored.memo:
+                            task.memo = dict(restored.memo)
             done = None
             started = False
             self.step = step

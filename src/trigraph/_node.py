@@ -186,6 +186,7 @@ def read_result(
         return (), (), None
     if type(result) is dict or isinstance(result, Mapping):
         schema.check_update_keys(result, node, step)
+        result = schema.prepare(result)
         return result.items(), (), result
     if isinstance(result, Command):
         update = result.update
@@ -193,6 +194,7 @@ def read_result(
             return (), result.goto, None
         _check_mapping(update, node, step)
         schema.check_update_keys(update, node, step)
+        update = schema.prepare(update)
         return update.items(), result.goto, update
     if isinstance(result, SubgraphResult):
         return result.writes, (), result.update

@@ -125,6 +125,7 @@ def _decode(record: CheckpointRecord, values: dict[str, Any], serde: Any) -> Loa
                 writes=[tuple(w) for w in t["writes"]],
                 goto=_decode_goto(t["goto"]),
                 resume=dict(t["resume"]),
+                memo=dict(t.get("memo", ())),
             )
         interrupts = [
             (Interrupt(v, n, i), tid, owner) for v, n, i, tid, owner in pending["interrupts"]

@@ -50,6 +50,17 @@ class Schema:
     output_keys: frozenset[str] | None
     value_types: frozenset[type] = frozenset()
     """attrs classes and dataclasses named in the annotations (for the serializer)."""
+    preparers: Mapping[str, Callable[[Any], Any]] = attrs.Factory(dict)
+    """key -> the ``prepare`` hook of its reducer, for reducers that have one."""
+
+    def prepare(self, update: Mapping[str, Any]) -> Mapping[str, Any]:
+        """*update* with each write to a key whose reducer has a ``prepare`` hook
+        passed through it (once, when the write is made: before it is streamed,
+        stored or merged). Returns *update* itself when no key has one."""
+        preparers = self.preparers
+        if not preparers or preparers.keys().isdisjoint(update):
+            return update
+        return {k: (preparers[k](v) if k in preparers else v) for k, v in update.items()}
 
     def check_update_keys(self, update: Mapping[str, Any], node: str, step: int) -> None:
         """Raise :class:`InvalidUpdateError` if *update* names a key the schema lacks."""
@@ -90,7 +101,7 @@ class Schema:
                         f"accept (it accepts: {', '.join(sorted(allowed))})",
                         key=key,
                     )
-        return values
+        return dict(self.prepare(values))
 
     def node_input(self, values: dict[str, Any]) -> Any:
         """What a node receives: a shallow copy of the state, or an instance."""
@@ -283,4 +294,9 @@ def schema_of(schema: Any, input_schema: Any = None, output_schema: Any = None) 
         input_keys=input_keys,
         output_keys=output_keys,
         value_types=frozenset(fields.types),
+        preparers={
+            key: prepare
+            for key, reducer in fields.reducers.items()
+            if callable(prepare := getattr(reducer, "prepare", None))
+        },
     )

@@ -3,7 +3,8 @@ naming the node or edge at fault."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 import pytest
 
@@ -132,9 +133,9 @@ def test_conditional_entry_point_counts_as_entry() -> None:
     assert g.compile().nodes == ("a",)
 
 
-def test_goto_target_needs_destinations_to_be_reachable() -> None:
-    async def jump(state: dict[str, Any]) -> Command:
-        return Command(goto="b")
+def test_declared_destinations_make_a_goto_target_reachable() -> None:
+    async def jump(state: dict[str, Any]) -> dict[str, Any]:  # says it returns no Command
+        return {}
 
     g = StateGraph(dict).add_node("a", jump).add_node("b", noop).add_edge(START, "a")
     with pytest.raises(GraphValidationError, match="destinations="):
@@ -142,6 +143,81 @@ def test_goto_target_needs_destinations_to_be_reachable() -> None:
     ok = StateGraph(dict).add_node("a", jump, destinations=("b",)).add_node("b", noop)
     ok.add_edge(START, "a")
     assert ok.compile().nodes == ("a", "b")
+
+
+async def bare(state: dict[str, Any]) -> Command:
+    return Command(goto="b")
+
+
+def unannotated(state):  # type: ignore[no-untyped-def]
+    return Command(goto="b")
+
+
+async def anything(state: dict[str, Any]) -> Any:
+    return Command(goto="b")
+
+
+async def unresolvable(state: dict[str, Any]) -> Nope:  # type: ignore[name-defined]  # noqa: F821
+    return Command(goto="b")
+
+
+@pytest.mark.parametrize("node", [bare, unannotated, anything, unresolvable])
+async def test_a_node_with_an_undeclared_goto_may_reach_every_node(node: Any) -> None:
+    g = StateGraph(dict).add_node("a", node).add_node("b", noop).add_node("c", noop)
+    g.add_edge(START, "a")
+    graph = g.compile()  # as in LangGraph: "b" and "c" are reached only by goto
+    assert await graph.ainvoke({}) == {}
+    assert "-.->" not in graph.to_mermaid()  # nothing declared, nothing drawn
+
+
+async def to_b_or_end(state: dict[str, Any]) -> Command[Literal["b", "__end__"]]:
+    return Command(goto="b")
+
+
+async def dict_or_to_b_c(state: dict[str, Any]) -> dict[str, Any] | Command[Literal["b", "c"]]:
+    return Command(goto="c")
+
+
+async def yields_to_b(state: dict[str, Any]) -> AsyncIterator[Command[Literal["b"]]]:
+    yield Command(goto="b")
+
+
+async def yields_text(state: dict[str, Any]) -> AsyncIterator[str]:
+    yield "chunk"
+
+
+def test_a_command_literal_annotation_declares_destinations() -> None:
+    g = StateGraph(dict).add_node("a", to_b_or_end).add_node("b", noop).add_edge(START, "a")
+    graph = g.compile()
+    assert "    a -.-> b" in graph.to_mermaid().splitlines()
+    g.add_node("island", noop)
+    with pytest.raises(GraphValidationError, match="'island' is unreachable from START"):
+        g.compile()
+
+
+def test_a_union_annotation_declares_the_commands_destinations() -> None:
+    g = StateGraph(dict).add_node("a", dict_or_to_b_c).add_node("b", noop).add_node("c", noop)
+    g.add_edge(START, "a")
+    mermaid = g.compile().to_mermaid().splitlines()
+    assert {"    a -.-> b", "    a -.-> c"} <= set(mermaid)
+    g.add_node("island", noop)
+    with pytest.raises(GraphValidationError, match="'island'"):
+        g.compile()
+
+
+def test_async_generator_annotations_are_read_from_what_they_yield() -> None:
+    g = StateGraph(dict).add_node("a", yields_to_b).add_node("b", noop).add_edge(START, "a")
+    assert "    a -.-> b" in g.compile().to_mermaid().splitlines()
+    g2 = StateGraph(dict).add_node("a", yields_text).add_node("b", noop).add_edge(START, "a")
+    with pytest.raises(GraphValidationError, match="'b'"):
+        g2.compile()
+
+
+def test_explicit_destinations_win_over_the_annotation() -> None:
+    g = StateGraph(dict).add_node("a", bare, destinations="b").add_node("b", noop)
+    g.add_edge(START, "a").add_node("island", noop)
+    with pytest.raises(GraphValidationError, match="'island'"):
+        g.compile()
 
 
 def test_validation_never_calls_nodes_or_routers() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import attrs
 
 from ._exceptions import GraphValidationError
-from ._node import NodeSpec, node_kind
+from ._node import NodeSpec, goto_targets, node_kind
 from ._schema import Schema, schema_of
 from ._serde import default_serializer
 from ._types import END, START, RetryPolicy
@@ -162,7 +162,12 @@ class StateGraph(Generic[StateT]):
             (a ``Send`` fan-out of 10,000 then calls a rate-limited API at most
             that many at a time).
           destinations: nodes this node may reach only through
-            ``Command(goto=...)``, so ``compile()`` knows they are reachable.
+            ``Command(goto=...)``, so ``compile()`` knows they are reachable
+            and ``to_mermaid()`` draws them. A return annotation
+            ``-> Command[Literal["a", "b"]]`` declares the same. Without
+            either, a node that may return a ``Command`` (no return
+            annotation, a bare ``Command``, ``Any``) counts as able to reach
+            every node, as in LangGraph.
 
         Returns:
           The builder, so calls can be chained.
@@ -207,14 +212,19 @@ class StateGraph(Generic[StateT]):
                 f"max_concurrency= of node {name!r} must be an int >= 1, got {max_concurrency!r}",
                 node=name,
             )
+        kind = node_kind(fn)
+        if isinstance(destinations, str):
+            destinations = (destinations,)
+        declared = tuple(destinations) or goto_targets(fn, kind)
         self._nodes[name] = NodeSpec(
             name=name,
             fn=fn,
-            kind=node_kind(fn),
+            kind=kind,
             retry=retry,
             timeout=timeout,
             max_concurrency=max_concurrency,
-            destinations=tuple(destinations),
+            destinations=declared or (),
+            goto_anywhere=declared is None,
         )
         return self
 

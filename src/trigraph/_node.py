@@ -11,11 +11,15 @@ retry policy only where they were asked for, so a plain async node costs one
 
 from __future__ import annotations
 
+import collections.abc
+import functools
 import inspect
 import random
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import attrs
 import trio
@@ -23,13 +27,13 @@ import trio
 from ._context import Task
 from ._events import Custom
 from ._exceptions import GraphValidationError, InvalidUpdateError, NodeTimeoutError
-from ._types import Command, RetryPolicy, Send
+from ._types import END, Command, RetryPolicy, Send
 
 if TYPE_CHECKING:
     from ._merge import Writes
     from ._schema import Schema
 
-__all__ = ["NodeSpec", "call_node", "read_result"]
+__all__ = ["NodeSpec", "call_node", "goto_targets", "read_result"]
 
 Kind = Literal["async", "sync", "agen", "graph"]
 
@@ -51,6 +55,57 @@ def node_kind(fn: Any) -> Kind:
     return "sync"
 
 
+_AGEN_ORIGINS = (
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncGenerator,
+    collections.abc.AsyncIterable,
+)
+
+
+def goto_targets(fn: Any, kind: Kind) -> tuple[str, ...] | None:
+    """The nodes a ``Command`` that *fn* returns (or yields) may ``goto``, read
+    from its return annotation: ``()`` when it cannot return a ``Command``,
+    ``None`` when it may go anywhere (no annotation, ``Any``, a bare
+    ``Command``, or an annotation that cannot be resolved)."""
+    if kind == "graph":
+        return ()
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    if not inspect.isroutine(target):
+        target = getattr(type(target), "__call__", None)  # noqa: B004 - callable objects
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # an annotation that does not resolve: assume the worst
+        return None
+    if "return" not in hints:
+        return None
+    annotation = hints["return"]
+    if kind == "agen":
+        if get_origin(annotation) not in _AGEN_ORIGINS or not get_args(annotation):
+            return None
+        annotation = get_args(annotation)[0]
+    return _command_targets(annotation)
+
+
+def _command_targets(annotation: Any) -> tuple[str, ...] | None:
+    if annotation is Any or annotation is object or annotation is Command:
+        return None
+    origin = get_origin(annotation)
+    if origin is Command:
+        (names,) = get_args(annotation)
+        if get_origin(names) is not Literal:
+            return None
+        return tuple(n for n in get_args(names) if isinstance(n, str) and n != END)
+    if origin is Union or origin is types.UnionType:
+        found: list[str] = []
+        for member in get_args(annotation):
+            targets = _command_targets(member)
+            if targets is None:
+                return None
+            found.extend(targets)
+        return tuple(dict.fromkeys(found))
+    return ()  # any other type is not a Command
+
+
 @attrs.frozen(slots=True)
 class NodeSpec:
     """A node as compiled: its callable, kind and per-node policies."""
@@ -62,6 +117,9 @@ class NodeSpec:
     timeout: float | None = None
     max_concurrency: int | None = None
     destinations: tuple[str, ...] = ()
+    """Where its ``Command(goto=...)`` may lead, declared or annotated."""
+    goto_anywhere: bool = False
+    """It may return a ``Command`` whose ``goto`` was not declared."""
     plain: bool = attrs.field(init=False)
     """No retry, timeout or limiter wraps the call."""
     direct: bool = attrs.field(init=False)
@@ -92,7 +150,7 @@ async def _drive_agen(task: Task, arg: Any) -> Any:
     spec = task.spec
     run = task.run
     em = run.emitter
-    commands: list[Command] = []
+    commands: list[Command[Any]] = []
     async with aclosing(spec.fn(arg)) as agen:
         async for item in agen:
             if isinstance(item, Command):
@@ -113,7 +171,7 @@ async def _drive_agen(task: Task, arg: Any) -> Any:
 class _Commands:
     """Several ``Command`` values yielded by one async-generator node."""
 
-    commands: list[Command]
+    commands: list[Command[Any]]
 
 
 @attrs.frozen(slots=True)

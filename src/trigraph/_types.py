@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
@@ -26,6 +26,8 @@ __all__ = [
     "StateSnapshot",
     "default_retry_on",
 ]
+
+N = TypeVar("N")
 
 START: Final = "__start__"
 """The virtual node a graph's entry edges leave from."""
@@ -63,9 +65,15 @@ def _goto_tuple(goto: str | Send | Sequence[str | Send] | None) -> tuple[str | S
 
 @final
 @attrs.frozen(slots=True)
-class Command:
+class Command(Generic[N]):
     """What a node returns to update state and choose where to go, or what a
     caller passes to ``ainvoke`` to answer an ``interrupt()``.
+
+    A node annotated ``-> Command[Literal["a", "b"]]`` declares the nodes its
+    ``goto`` may name, as ``add_node(..., destinations=("a", "b"))`` would:
+    ``compile()`` counts them reachable and ``to_mermaid()`` draws them. A node
+    that may return a ``Command`` without declaring where it goes (no return
+    annotation, a bare ``Command``, ``Any``) may reach every node.
 
     Args:
       update: a partial state update, as a node would return it.

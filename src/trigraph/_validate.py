@@ -60,9 +60,12 @@ def _successors(spec: GraphSpec, name: str) -> list[str] | None:
     """Where *name* can lead; ``None`` means anywhere.
 
     Any router can lead anywhere: without a path_map its names are free, and
-    with one it may still return ``Send`` objects to any node. So once a
-    router is reachable, every node counts as reachable; the check catches
-    nodes cut off in graphs (or parts of graphs) wired by edges alone.
+    with one it may still return ``Send`` objects to any node. So can a node
+    that may return a ``Command`` whose ``goto`` was not declared (with
+    ``destinations=`` or a ``-> Command[Literal[...]]`` annotation). Once such
+    a node is reachable, every node counts as reachable; the check catches
+    nodes provably cut off: in graphs (or parts of graphs) wired by edges,
+    joins and declared destinations alone.
     """
     out = list(spec.edges.get(name, ()))
     for join in spec.joins_by_source.get(name, ()):
@@ -71,6 +74,8 @@ def _successors(spec: GraphSpec, name: str) -> list[str] | None:
         return None
     node = spec.nodes.get(name)
     if node is not None:
+        if node.goto_anywhere:
+            return None
         out.extend(node.destinations)
     return out
 

@@ -326,7 +326,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
         durability: Durability,
     ) -> dict[str, Any]:
         if thread is not None or checkpoint_id is not None:
-            from ._durable import drive_durable
+            from ._threads import drive_durable
 
             return await drive_durable(self, run, input, thread, checkpoint_id, durability)
         if input is None:
@@ -370,7 +370,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
             written=[],
         )
         if parent.durable is not None:
-            from ._durable import run_nested
+            from ._threads import run_nested
 
             await run_nested(self, run, data, task, parent.durable)
         else:
@@ -439,7 +439,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
 
         .. versionadded:: 0.1
         """
-        from ._durable import get_state
+        from ._threads import get_state
 
         return await get_state(self, thread, checkpoint_id)
 
@@ -451,7 +451,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
 
         .. versionadded:: 0.1
         """
-        from ._durable import get_state_history
+        from ._threads import get_state_history
 
         return await get_state_history(self, thread)
 
@@ -468,7 +468,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
 
         .. versionadded:: 0.1
         """
-        from ._durable import update_state
+        from ._threads import update_state
 
         return await update_state(self, thread, values, as_node)
 

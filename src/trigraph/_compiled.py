@@ -144,7 +144,9 @@ class CompiledGraph(metaclass=NoPublicConstructor):
           checkpoint_id: with *thread*, resume from this older checkpoint,
             forking the thread's history (time travel).
           recursion_limit: the most supersteps this call may run.
-          max_concurrency: the most node tasks running at once in this run.
+          max_concurrency: the most node tasks running at once in this run, its
+            subgraphs' node tasks included (a subgraph node waiting for its
+            subgraph takes no share).
           max_threads: the most sync nodes running in worker threads at once
             (default: Trio's default thread limiter, 40).
           timeout: seconds for the whole call; raises ``RunTimeoutError``.
@@ -366,6 +368,7 @@ class CompiledGraph(metaclass=NoPublicConstructor):
             ns=(*parent.ns, f"{task.spec.name}:{task.id}"),
             recursion_limit=parent.recursion_limit,
             thread_limiter=parent.thread_limiter,
+            run_limiter=parent.run_limiter,
             node_limiters=self._node_limiters(),
             written=[],
         )

@@ -64,6 +64,11 @@ class Durable:
     serde: Any = default_serializer
     lock: ThreadLock | None = None
     """The run's claim on the thread; every write is fenced by it."""
+    parent: str | None = None
+    """A subgraph's: the parent checkpoint its parent's step started from."""
+    alias: str | None = None
+    """A fork resumed with answers: the checkpoint it was copied from, whose
+    subgraphs' progress the fork continues."""
     _since_snapshot: int = 0
     _snapshot_size: int = 0
     _queue: trio.MemorySendChannel[CheckpointRecord] | None = None
@@ -153,6 +158,8 @@ class Durable:
         nxt = [[p.node] if p.arg is NO_ARG else [p.node, p.arg] for p in plans]
         joins = {str(k): sorted(v) for k, v in run.joins.items()}
         extra: dict[str, Any] = {} if written is None else {"w": [list(w) for w in written]}
+        if self.parent is not None:
+            extra["p"] = self.parent
         # A step that replaced every key's value (or the thread's first record)
         # is stored as a snapshot: the same bytes as its delta, and a base for
         # replays. A step that only appended to a key keeps the short delta.

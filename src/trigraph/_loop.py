@@ -389,7 +389,9 @@ class Run:
             arg = task.arg
             if arg is NO_ARG:
                 arg = self.graph.schema.node_input(self.values)
-            if self.run_limiter is not None:
+            if self.run_limiter is not None and spec.kind != "graph":
+                # A subgraph node only waits for its subgraph, whose own node
+                # tasks take the run's tokens: holding one here could deadlock.
                 async with self.run_limiter:
                     result = await call_node(task, arg)
             elif spec.direct:

@@ -117,6 +117,8 @@ async def _drive(
             # from a copy of it, and re-runs its nodes unless resuming them.
             if not isinstance(input, Command):
                 done, started = {}, False
+            else:
+                durable.alias = checkpoint_id
             await durable.put(durable._record(run, {}, [], plans, force_snapshot=True))
         if isinstance(input, Command):
             owners = {tid: owner for _, tid, owner in loaded.interrupts}
@@ -214,16 +216,24 @@ async def run_nested(
     """Run a subgraph inside a durable parent task, on the parent's thread.
 
     Its checkpoints live in the namespace of the parent task (stable across
-    resumes, since task ids are). When the parent task is resumed with
-    answers, the subgraph continues from its own latest checkpoint and routes
-    the answers to its interrupted tasks; otherwise it starts afresh. An
-    ``interrupt()`` inside pauses the subgraph and raises to the parent task.
+    resumes, since task ids are), each marked with the parent checkpoint the
+    parent's step started from. When the parent task runs again from that
+    checkpoint (after an interrupt, an error, a cancellation or a crash), the
+    subgraph continues from its own latest checkpoint: its finished steps are
+    not re-run, and resume answers reach its interrupted tasks. A fork of the
+    parent starts the subgraph afresh (unless it answers the subgraph's
+    interrupts). An ``interrupt()`` inside pauses the subgraph and raises to
+    the parent task.
     """
-    durable = Durable(parent.cp, parent.thread, "|".join(run.ns), parent.mode, lock=parent.lock)
+    base = parent.head
+    durable = Durable(
+        parent.cp, parent.thread, "|".join(run.ns), parent.mode, lock=parent.lock, parent=base
+    )
     run.durable = durable
     schema = graph._spec.schema
-    loaded = await durable.load(None) if ctx.resume else None
-    if loaded is not None and loaded.interrupts:
+    found = await _continued(durable, base, parent.alias if ctx.resume else None)
+    loaded = await durable.load(found) if found is not None else None
+    if loaded is not None:
         run.values, run.step, run.joins = loaded.values, loaded.record.step, loaded.joins
         done = loaded.tasks
         owners = {intr.id: (tid, owner) for intr, tid, owner in loaded.interrupts}
@@ -235,7 +245,7 @@ async def run_nested(
             done[owner[0]] = attrs.evolve(known, resume={**known.resume, intr_id: value})
         run.written = await durable.written_log()
         plans = loaded.plans
-        started = True
+        started = loaded.started or bool(ctx.resume)
     else:
         done, started = None, False
         writes = [(START, list(data.items()))]
@@ -247,3 +257,28 @@ async def run_nested(
         await run.run(plans, done, started=started)
     if run.paused is not None:
         raise GraphInterrupt(*run.paused.interrupts)
+
+
+async def _continued(durable: Durable, base: str | None, alias: str | None) -> str | None:
+    """The subgraph checkpoint a re-run of its parent task continues from, if any:
+    the latest one written under the parent checkpoint *base*, or for a fork
+    that answers interrupts, the one paused under *alias*."""
+    if base is None:
+        return None
+    cp, serde = durable.cp, durable.serde
+    latest = await cp.get(durable.thread, durable.ns)
+    if latest is None:
+        return None
+    if serde.loads(latest.body).get("p") == base:
+        return latest.id
+    if alias is not None:
+        # A fork answering the subgraph's interrupts continues from where the
+        # subgraph paused under the checkpoint the fork copies.
+        for record in await cp.history(durable.thread, durable.ns):
+            if (
+                record.pending is not None
+                and serde.loads(record.body).get("p") == alias
+                and serde.loads(record.pending)["interrupts"]
+            ):
+                return record.id
+    return None

@@ -18,6 +18,7 @@ Invariants kept here:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
@@ -29,13 +30,17 @@ from ._exceptions import GraphRecursionError, GraphValidationError
 from ._merge import Writes, apply_writes
 from ._node import as_sequence, call_node, read_result
 from ._types import END, Interrupt, Send
-from ._util import Sentinel, collapse
+from ._util import InContext, Sentinel, collapse
 
 if TYPE_CHECKING:
     from ._durable import Durable
     from ._graph import Branch, GraphSpec
 
 __all__ = ["NO_ARG", "Restored", "Run", "Task", "TaskPlan"]
+
+INLINE_SINGLE_TASKS = True
+"""Run a step with one task in the loop's own task (the tests turn it off to
+check that nothing observable changes)."""
 
 NO_ARG: Final = Sentinel("NO_ARG")
 """A task's argument when it reads the state (it was not started by a ``Send``)."""
@@ -334,13 +339,23 @@ class Run:
         nursery = self._nursery
         assert nursery is not None
         self._tasks = tasks
-        self._running = 0
-        for task in tasks:
-            if not task.done:
-                self._running += 1
+        todo = [t for t in tasks if not t.done]
+        if len(todo) == 1 and INLINE_SINGLE_TASKS:
+            # A lone task runs in the loop's own task, under its own copy of the
+            # context (as a child task would be): spawning and parking cost more
+            # than the node itself in most steps. A checkpoint follows, so a
+            # chain of nodes that never yield still lets other tasks run and
+            # still sees its cancellation at every step.
+            self._running = 1
+            await InContext(self._run_task(todo[0]), copy_context())
+            if not self._errors:
+                await trio.lowlevel.checkpoint()
+        else:
+            self._running = len(todo)
+            for task in todo:
                 nursery.start_soon(self._run_task, task)
-        if self._running:
-            await self._wait_for_tasks()
+            if todo:
+                await self._wait_for_tasks()
         if self._errors:
             return False
         interrupted = [t for t in tasks if t.interrupts]

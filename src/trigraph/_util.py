@@ -8,11 +8,20 @@ Every helper is sync and side-effect free.
 from __future__ import annotations
 
 from abc import ABCMeta
-from typing import Any, NoReturn, TypeVar, final
+from collections.abc import Coroutine, Generator
+from contextvars import Context
+from typing import Any, Generic, NoReturn, TypeVar, final
 
 import trio
 
-__all__ = ["NoPublicConstructor", "Sentinel", "collapse", "final", "fixup_module_metadata"]
+__all__ = [
+    "InContext",
+    "NoPublicConstructor",
+    "Sentinel",
+    "collapse",
+    "final",
+    "fixup_module_metadata",
+]
 
 T = TypeVar("T")
 
@@ -71,6 +80,41 @@ def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
     for objname, obj in namespace.items():
         if not objname.startswith("_"):
             fix_one(objname, objname, obj)
+
+
+@final
+class InContext(Generic[T]):
+    """Await *coro* in the awaiting Trio task, but inside *context*.
+
+    Each step of the coroutine runs under ``context.run``, so the context
+    variables it sets stay in *context*, as they would in a child task with
+    its own copy of the context; Trio's traps, cancellations and results pass
+    through unchanged. This is what lets the loop run a single-task step in
+    its own task without letting the node's ``ContextVar.set`` leak.
+    """
+
+    __slots__ = ("_context", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], context: Context) -> None:
+        self._coro = coro
+        self._context = context
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        run = self._context.run
+        send = self._coro.send
+        throw = self._coro.throw
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                trap = run(send, value) if error is None else run(throw, error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                value = yield trap
+                error = None
+            except BaseException as exc:  # Cancelled, KeyboardInterrupt: into the coroutine
+                value, error = None, exc
 
 
 def _only_cancelled(exc: BaseException) -> trio.Cancelled | None:

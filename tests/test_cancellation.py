@@ -614,3 +614,35 @@ async def test_stream_writer_is_a_checkpoint_even_without_custom_mode() -> None:
         await g.compile().ainvoke({})
     # The sibling's failure cancels chatty at its next write, long before the end.
     assert 0 < len(written) < 100
+
+
+async def test_a_streaming_writer_is_cancelled_within_a_buffer_of_writes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    written: list[int] = []
+
+    async def chatty(state: Log) -> None:
+        write = get_stream_writer()
+        for i in range(10_000):
+            written.append(i)
+            await write(i)
+
+    async def failing(state: Log) -> None:
+        await trio.lowlevel.checkpoint()
+        raise KeyError("stop the run")
+
+    g = StateGraph(Log).add_node(chatty).add_node(failing)
+    g.add_edge(START, "chatty").add_edge(START, "failing")
+    g.add_edge("chatty", END).add_edge("failing", END)
+
+    async def slow_reader() -> None:
+        async with g.compile().stream({}, modes="custom", buffer=16) as events:
+            async for _ in events:
+                await trio.sleep(0.001)  # the buffer fills
+
+    with pytest.raises(KeyError):
+        await slow_reader()
+    # Writes into a buffer with room do not yield, but a full buffer does, and
+    # every write checks for cancellation: chatty stops within a buffer or two.
+    assert 0 < len(written) < 100
+

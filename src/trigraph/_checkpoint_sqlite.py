@@ -1,8 +1,9 @@
 """``SqliteCheckpointer``: durable threads in one SQLite file, the embedded default.
 
-Standard-library ``sqlite3`` driven from a worker thread (one connection, one
-thread at a time), in WAL mode with a busy timeout, so several runs in one
-process and several processes on one file can share it. Each ``put`` is one
+Standard-library ``sqlite3`` driven from one long-lived worker thread per
+checkpointer (``_worker``: one connection, used only by that thread), in WAL
+mode with a busy timeout, so several runs in one process and several
+processes on one file can share it. Each ``put`` is one
 transaction: a checkpoint is stored whole or not at all, also when the run
 is cancelled or the process is killed mid-write. The schema is versioned
 with ``PRAGMA user_version``; a newer file is refused, not misread.
@@ -26,6 +27,7 @@ from . import _filelock
 from ._abc import CheckpointRecord, ThreadLock, prunable
 from ._exceptions import CheckpointError, ThreadBusyError
 from ._util import final
+from ._worker import WorkerThread
 
 __all__ = ["SCHEMA_VERSION", "SqliteCheckpointer"]
 
@@ -108,7 +110,7 @@ class SqliteCheckpointer:
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._limiter = trio.CapacityLimiter(1)
+        self._worker = WorkerThread(f"trigraph sqlite {self.path.name}")
 
     def __repr__(self) -> str:
         return f"<SqliteCheckpointer {str(self.path)!r}>"
@@ -166,6 +168,9 @@ class SqliteCheckpointer:
         return conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise RuntimeError("SqliteCheckpointer is closed")
         def work() -> T:
             conn = self._connect()
             try:
@@ -175,7 +180,7 @@ class SqliteCheckpointer:
                     conn.execute("ROLLBACK")
                 raise CheckpointError(f"SQLite error on {self.path}: {exc}") from exc
 
-        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        return await self._worker.run(work)
 
     # -- the Checkpointer protocol ----------------------------------------
 
@@ -387,4 +392,7 @@ class SqliteCheckpointer:
                 self._conn.close()
                 self._conn = None
 
-        await trio.to_thread.run_sync(work, limiter=self._limiter)
+        try:
+            await self._worker.run(work)
+        finally:
+            self._worker.stop()

@@ -36,6 +36,7 @@ __all__ = [
     "Task",
     "check_cancelled",
     "current_task",
+    "emit",
     "emit_token",
     "get_stream_writer",
     "interrupt",
@@ -75,6 +76,23 @@ class Emitter:
             messages="messages" in modes,
             tasks="tasks" in modes,
         )
+
+
+async def emit(send: trio.MemorySendChannel[Event], event: Event) -> None:
+    """Send *event*, waiting only while the stream's buffer is full.
+
+    Always checks for cancellation first, so a run is cancellable at every
+    event; when the buffer has room the event is queued without a trip
+    through the scheduler (a producer running ahead of its consumer yields
+    once the buffer is full, not once per event). When the buffer is full
+    it waits like ``send.send`` (backpressure). Ordering and the buffer bound
+    are the channel's own.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        send.send_nowait(event)
+    except trio.WouldBlock:
+        await send.send(event)
 
 
 _NO_RESUME: dict[str, Any] = {}  # shared, never mutated: a task's resume map is replaced
@@ -155,10 +173,17 @@ class StreamWriter:
     """Streams values as ``Custom`` events from the node that got it.
 
     In an async node ``await writer(data)``: it waits while the stream's buffer
-    is full (backpressure) and is always a checkpoint. In a sync node (a worker
-    thread) call ``writer(data)``: it blocks the thread the same way.
+    is full (backpressure). Every write checks for cancellation, so a
+    cancelled run stops at its next write; a write into a buffer with room
+    queues the event without a trip through the scheduler (a producer ahead
+    of its consumer yields once the buffer is full, not on every event); with
+    nobody reading the ``"custom"`` mode, each write is a checkpoint. In a
+    sync node (a worker thread) call ``writer(data)``: it blocks the thread
+    while the buffer is full.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       A write into a buffer with room no longer yields to the scheduler.
     """
 
     __slots__ = ("_ctx",)
@@ -173,14 +198,15 @@ class StreamWriter:
                 trio.from_thread.run(self._send, data)
             return _DONE
         if not em.custom:
+            # Nobody reads: a full checkpoint, so that a loop of writes still
+            # lets other tasks run (with a reader, a full buffer does that).
             return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
         return self._send(data)
 
     def _send(self, data: Any) -> Awaitable[None]:
-        # Returns the channel's own send coroutine: no extra frame per event.
         run = self._ctx.run
         assert run.emitter.send is not None
-        return run.emitter.send.send(Custom(run.step, self._ctx.spec.name, data, run.ns))
+        return emit(run.emitter.send, Custom(run.step, self._ctx.spec.name, data, run.ns))
 
 
 def get_stream_writer() -> StreamWriter:
@@ -381,7 +407,8 @@ async def emit_token(text: str, *, model: str | None = None, stream_id: int = 0)
     em = ctx.emitter
     if not em.messages or em.send is None:
         return
-    await em.send.send(
+    await emit(
+        em.send,
         Token(ctx.run.step, ctx.spec.name, text, ctx.run.ns, model, stream_id, ctx.id)
     )
 

@@ -62,6 +62,9 @@ class GraphSpec:
     joins: tuple[Join, ...]
     joins_by_source: Mapping[str, tuple[Join, ...]]
     branches: Mapping[str, tuple[Branch, ...]]
+    static: Mapping[str, tuple[str, ...]] = attrs.Factory(dict)
+    """For a node whose successors are plain edges only (no join, no router):
+    the next step's node names when it runs alone, in graph order."""
 
 
 class StateGraph(Generic[StateT]):
@@ -361,6 +364,12 @@ class StateGraph(Generic[StateT]):
         branches: dict[str, list[Branch]] = {}
         for branch in self._branches:
             branches.setdefault(branch.source, []).append(branch)
+        static = {
+            name: tuple(sorted((t for t in edges.get(name, ()) if t != END), key=order.__getitem__))
+            for name in nodes
+            if name not in joins_by_source and name not in branches
+            and all(t == END or t in order for t in edges.get(name, ()))
+        }
         return GraphSpec(
             schema=self._schema,
             nodes=nodes,
@@ -369,6 +378,7 @@ class StateGraph(Generic[StateT]):
             joins=joins,
             joins_by_source={k: tuple(v) for k, v in joins_by_source.items()},
             branches={k: tuple(v) for k, v in branches.items()},
+            static=static,
         )
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import attrs
 import trio
 
-from ._context import Emitter, GraphInterrupt, Task, _current
+from ._context import Emitter, GraphInterrupt, Task, _current, emit
 from ._events import Interrupted, TaskEnd, TaskStart, Update, Values
 from ._exceptions import GraphRecursionError, GraphValidationError
 from ._merge import Writes, apply_writes
@@ -259,6 +259,8 @@ class Run:
             send = self.emitter.send
             if self.emitter.tasks and send is not None:
                 for _, error, task, duration in sorted(self._errors, key=lambda e: e[0]):
+                    # A full checkpoint, not emit(): a consumer keeping up gets to
+                    # read the failure before the error ends the stream.
                     await send.send(
                         TaskEnd(self.step, task.spec.name, task.id, duration, repr(error), self.ns)
                     )
@@ -304,7 +306,11 @@ class Run:
             if self.written is not None:
                 flat = [w for _node, writes in written for w in writes]
                 self.written.extend(flat)
-            plans = await self.plan_from([(t.spec.name, t.goto) for t in tasks])
+            nxt = self.graph.static.get(tasks[0].spec.name) if len(tasks) == 1 else None
+            if nxt is not None and not tasks[0].goto:
+                plans = [TaskPlan(name) for name in nxt]  # a chain's step: edges alone
+            else:
+                plans = await self.plan_from([(t.spec.name, t.goto) for t in tasks])
             if durable is not None:
                 await durable.after_step(self, old, keys, plans, flat)
             if em.values:
@@ -319,7 +325,7 @@ class Run:
     async def _emit_values(self) -> None:
         send = self.emitter.send
         assert send is not None
-        await send.send(Values(self.step, self.values.copy(), self.ns))
+        await emit(send, Values(self.step, self.values.copy(), self.ns))
 
     async def emit_initial(self) -> None:
         if self.emitter.values:
@@ -332,7 +338,7 @@ class Run:
         send = self.emitter.send
         if send is not None:
             for node in dict.fromkeys(nodes):
-                await send.send(Interrupted(self.step, node, None, "", self.ns))
+                await emit(send, Interrupted(self.step, node, None, "", self.ns))
 
     async def _superstep(self, tasks: list[Task]) -> bool:
         """Run one step's tasks to completion; False if the run must stop here."""
@@ -366,8 +372,8 @@ class Run:
             self.step -= 1
             send = self.emitter.send
             if send is not None:
-                for intr in self.paused.interrupts:
-                    await send.send(Interrupted(self.step, intr.node, intr.value, intr.id, self.ns))
+                for i in self.paused.interrupts:
+                    await emit(send, Interrupted(self.step, i.node, i.value, i.id, self.ns))
             return False
         return True
 
@@ -400,7 +406,7 @@ class Run:
             if em.tasks:
                 started = trio.current_time()
                 assert em.send is not None
-                await em.send.send(TaskStart(step, spec.name, task.id, self.ns))
+                await emit(em.send, TaskStart(step, spec.name, task.id, self.ns))
             arg = task.arg
             if arg is NO_ARG:
                 arg = self.graph.schema.node_input(self.values)
@@ -419,11 +425,12 @@ class Run:
             task.done = True
             if em.updates:
                 assert em.send is not None
-                await em.send.send(Update(step, spec.name, update, self.ns))
+                await emit(em.send, Update(step, spec.name, update, self.ns))
             if em.tasks:
                 assert em.send is not None
-                await em.send.send(
-                    TaskEnd(step, spec.name, task.id, trio.current_time() - started, None, self.ns)
+                await emit(
+                    em.send,
+                    TaskEnd(step, spec.name, task.id, trio.current_time() - started, None, self.ns),
                 )
         except GraphInterrupt as gi:
             task.interrupts = gi.interrupts

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 import attrs
 import trio
 
-from ._context import Task
+from ._context import Task, emit
 from ._events import Custom
 from ._exceptions import GraphValidationError, InvalidUpdateError, NodeTimeoutError
 from ._types import END, Command, RetryPolicy, Send
@@ -157,7 +157,7 @@ async def _drive_agen(task: Task, arg: Any) -> Any:
                 commands.append(item)
             elif em.custom:
                 assert em.send is not None
-                await em.send.send(Custom(run.step, spec.name, item, run.ns))
+                await emit(em.send, Custom(run.step, spec.name, item, run.ns))
             else:
                 await trio.lowlevel.checkpoint()
     if not commands:

@@ -160,7 +160,7 @@ def test_read_chunk_content_role_finish() -> None:
 
 def test_read_chunk_empty_choices_is_a_usage_chunk() -> None:
     usage = json.dumps({"choices": [], "usage": {"total_tokens": 3}})
-    assert read_chunk(usage) == ChatChunk()
+    assert read_chunk(usage) == ChatChunk(usage={"total_tokens": 3})
 
 
 def test_read_chunk_reads_only_the_first_choice() -> None:

@@ -1,20 +1,15 @@
 """``ChatModel``: an OpenAI-compatible chat client on ``httpx.AsyncClient``.
 
-One answer is one streamed HTTP response, read by the task that reads the
-tokens. ``stream()`` opens the response and hands out a ``_Tokens`` channel;
-its ``receive()`` decodes the event stream (``_sse``) only as far as the next
-token, sends that token to the run's ``"messages"`` stream (``emit_token``)
-and returns it. There is no helper task, so the invariant is simple: nothing
-reads ahead or in the background. A reader that stops reading stops the
-download (TCP backpressure), a cancelled reader stops it at once, and leaving
-the ``stream()`` block closes the response, and with it the connection,
-before the exit returns.
+The facade: it builds each request (``_request``), opens the streamed
+response and hands its reading to a ``_tokens.Tokens`` channel, and closes
+the response (and with it the connection) when the block is left, shielded
+and bounded. ``ainvoke`` reads a whole answer with its tool calls
+(``_toolcalls``) and usage into an ``AIMessage``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,11 +20,13 @@ from typing import Any, Final, TypeAlias
 import httpx
 import trio
 
-from .._context import current_task, emit_token, next_stream_id
+from .._context import next_stream_id
 from .._util import Sentinel, final
 from .._version import __version__
-from ._errors import LLMError, status_retryable, translate
-from ._sse import DONE, SSEDecoder, error_message, read_chunk
+from ..messages import AIMessage
+from ._errors import translate
+from ._request import Messages, ai_message, openai_messages, openai_tool_choice, openai_tools
+from ._tokens import Tokens, run_out, status_error
 
 __all__ = ["DEFAULT_TIMEOUT", "INHERIT", "ChatModel", "Messages", "Timeout"]
 
@@ -41,11 +38,8 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(600.0, connect=10.0, pool=None)
 connect, and no limit on waiting for a free pooled connection."""
 
 _LIMITS: Final = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-_DRAIN_GRACE: Final = 1.0  # seconds to wait for the end of a body after [DONE]
 _CLOSE_GRACE: Final = 1.0  # bound of the shielded close (it does not block on I/O)
-_ERROR_BODY_LIMIT: Final = 64 * 1024
 
-Messages: TypeAlias = str | Sequence[Mapping[str, Any]]
 Timeout: TypeAlias = float | httpx.Timeout | None
 
 
@@ -228,6 +222,81 @@ class ChatModel:
         async with self._open(self._body(prompt, params), timeout) as tokens:
             return await tokens.collect()
 
+    async def ainvoke(
+        self,
+        messages: Messages,
+        *,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        timeout: Timeout | Sentinel = INHERIT,
+        **params: Any,
+    ) -> AIMessage:
+        """Stream an answer that may call tools; return it as an ``AIMessage``.
+
+        The reply's text streams as :meth:`complete`'s does (inside a node,
+        each token reaches the ``"messages"`` stream as it arrives); its tool
+        calls are assembled from the streamed deltas however the server
+        splits, repeats or bundles them, and a call whose arguments are not
+        a JSON object is kept in ``invalid_tool_calls`` (``ToolNode``
+        answers it with an error), never dropped. Token usage is asked for
+        (``stream_options.include_usage``; pass ``stream_options=`` to
+        change that) and lands in ``usage`` when the server sends it.
+
+        Args:
+          messages: a user message, or the history: message values,
+            ``(role, content)`` pairs or OpenAI-style dicts.
+          tools: ``@tool`` tools, plain functions (made tools) or OpenAI
+            tool dicts the model may call.
+          tool_choice: ``"auto"``, ``"none"``, ``"required"``, a tool's name
+            (the model must call it) or an OpenAI ``tool_choice`` dict;
+            ``None`` leaves it to the server.
+          timeout: this call's timeout; default: the model's (``None``: none).
+          **params: request parameters for this call, over the model's.
+
+        Cancellation:
+          A checkpoint. Cancelling closes the response and its connection
+          before the cancellation propagates; nothing is returned and the
+          answer's usage is unknown.
+
+        Raises:
+          LLMError: as for :meth:`stream`.
+          TypeError, ValueError: a message or tool that cannot be sent, two
+            tools of one name, a ``tool_choice`` naming no tool (before any
+            request).
+
+        Example:
+          >>> import trio
+          >>> from trigraph.llm import ChatModel
+          >>> from trigraph.llm.testing import Script, open_token_server
+          >>> from trigraph.messages import ToolCall
+          >>> def add(a: int, b: int) -> int:
+          ...     '''Add two numbers.'''
+          ...     return a + b
+          >>> async def main():
+          ...     script = Script(tool_calls=[ToolCall("add", {"a": 1, "b": 2})])
+          ...     async with open_token_server(script=script) as server:
+          ...         async with ChatModel(server.base_url) as model:
+          ...             return await model.ainvoke("1 + 2?", tools=[add])
+          >>> reply = trio.run(main)
+          >>> reply.tool_calls[0].name, reply.tool_calls[0].args, reply.usage.output_tokens > 0
+          ('add', {'a': 1, 'b': 2}, True)
+
+        .. versionadded:: 0.2
+        """
+        body = self._body(messages, params)
+        if tools:
+            specs = openai_tools(tools)
+            body["tools"] = specs
+            if tool_choice is not None:
+                body["tool_choice"] = openai_tool_choice(tool_choice, specs)
+        elif tool_choice is not None:
+            raise ValueError("tool_choice= needs tools=")
+        body.setdefault("stream_options", {"include_usage": True})
+        async with self._open(body, timeout, tool_calls=True) as tokens:
+            text = await tokens.collect()
+            calls = tokens.calls.result() if tokens.calls else None
+            return ai_message(text, calls, tokens.usage)
+
     # -- internals --------------------------------------------------------
 
     def _http(self) -> httpx.AsyncClient:
@@ -242,22 +311,13 @@ class ChatModel:
 
     def _body(self, prompt: Messages, params: Mapping[str, Any]) -> dict[str, Any]:
         _check_params(params)
-        if isinstance(prompt, str):
-            messages: list[Mapping[str, Any]] = [{"role": "user", "content": prompt}]
-        else:
-            messages = list(prompt)
-            if not messages or not all(isinstance(m, Mapping) for m in messages):
-                raise TypeError(
-                    "a prompt is a string or a non-empty list of message dicts like "
-                    f"{{'role': 'user', 'content': '...'}}, not {prompt!r:.80}"
-                )
-        return {"model": self.model, **self.params, **params, "messages": messages,
-                "stream": True}
+        return {"model": self.model, **self.params, **params,
+                "messages": openai_messages(prompt), "stream": True}
 
     @asynccontextmanager
     async def _open(
-        self, body: dict[str, Any], timeout: Timeout | Sentinel
-    ) -> AsyncIterator[_Tokens]:
+        self, body: dict[str, Any], timeout: Timeout | Sentinel, *, tool_calls: bool = False
+    ) -> AsyncIterator[Tokens]:
         client = self._http()
         url = self._url
         request = client.build_request(
@@ -271,8 +331,9 @@ class ChatModel:
         chunks = response.aiter_bytes()
         try:
             if response.status_code >= 400:
-                raise await _status_error(response, chunks, url)
-            tokens = _Tokens(response, chunks, url, str(body["model"]), next_stream_id())
+                raise await status_error(response, chunks, url)
+            tokens = Tokens(response, chunks, url, str(body["model"]), next_stream_id(),
+                            tool_calls=tool_calls)
             try:
                 yield tokens
             finally:
@@ -280,224 +341,7 @@ class ChatModel:
         finally:
             with trio.move_on_after(_CLOSE_GRACE, shield=True):
                 await response.aclose()
-                await _run_out(response, chunks)
-
-
-@final
-class _Tokens(trio.abc.ReceiveChannel[str]):
-    """The tokens of one streamed answer, decoded on demand in the reader's task.
-
-    A read of the body is only split into lines when it arrives; events are
-    built and their JSON parsed as the reader asks for the next token, so the
-    first token of a large read is not held back by the others.
-    """
-
-    __slots__ = ("_body", "_count", "_decoder", "_done", "_drained", "_error",
-                 "_in_node", "_model", "_receiving", "_response", "_stream_id", "_url", "closed")
-
-    def __init__(
-        self,
-        response: httpx.Response,
-        chunks: AsyncIterator[bytes],
-        url: str,
-        model: str,
-        stream_id: int,
-    ) -> None:
-        self._response = response
-        self._body = chunks
-        self._decoder = SSEDecoder()
-        self._error: LLMError | None = None  # raised when the reader reaches it
-        self._done = False  # [DONE] seen
-        self._drained = False  # and the rest of the body read
-        self._receiving = False
-        self._count = 0
-        self._url = url
-        self._model = model
-        self._stream_id = stream_id
-        self._in_node = current_task() is not None  # else emit_token() does nothing
-        self.closed = False
-
-    async def receive(self) -> str:
-        """The next token: at once if it has arrived, else when it does.
-
-        Cancellation:
-          Always a checkpoint. Cancelled at that checkpoint, it loses
-          nothing. Cancelled while it waits for the server, it ends the
-          answer: httpx closes a response whose read was interrupted, so the
-          server sees the disconnect at once and later calls raise
-          ``LLMError``.
-
-        Raises:
-          trio.EndOfChannel: after the server's ``[DONE]``.
-          LLMError: the answer broke off (again on every later call).
-        """
-        if self.closed:
-            raise trio.ClosedResourceError("the token stream is closed (its block was left)")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is already receiving from this stream")
-        self._receiving = True
-        try:
-            await trio.lowlevel.checkpoint()
-            text = self._next_text()
-            while text is None:
-                await self._fill()
-                text = self._next_text()
-            if self._in_node:
-                await emit_token(text, model=self._model, stream_id=self._stream_id)
-            return text
-        finally:
-            self._receiving = False
-
-    async def collect(self) -> str:
-        """Receive every token (one checkpoint, not one per token); return the text.
-
-        Cancellation:
-          A checkpoint. Cancelling it ends the answer: the response is closed
-          when the ``stream()`` block is left, and what was read is lost.
-        """
-        await trio.lowlevel.checkpoint()
-        parts: list[str] = []
-        stream_id = self._stream_id
-        in_node = self._in_node
-        while True:
-            text = self._next_text()
-            if text is not None:
-                if in_node:
-                    await emit_token(text, model=self._model, stream_id=stream_id)
-                parts.append(text)
-                continue
-            try:
-                await self._fill()
-            except trio.EndOfChannel:
-                return "".join(parts)
-
-    async def aclose(self) -> None:
-        """Stop reading: close the response and its connection now (the
-        ``stream()`` block does it anyway when it is left).
-
-        Cancellation:
-          A checkpoint, after the close: the connection is closed even if the
-          caller is cancelled.
-        """
-        self.closed = True
-        await self._response.aclose()  # shielded inside: not a cancel point
-        await trio.lowlevel.checkpoint()
-
-    def _next_text(self) -> str | None:
-        """The next token of the data received, or ``None`` when it holds none."""
-        if self._done or self._error is not None:
-            return None  # what follows [DONE] or an error is not read
-        next_event = self._decoder.next_event
-        while (event := next_event()) is not None:
-            data = event.data
-            if data == DONE:
-                self._done = True
-                return None
-            try:
-                chunk = read_chunk(data)
-            except ValueError:
-                self._fail(LLMError(
-                    f"{self._url} sent a chunk that is not a JSON object after "
-                    f"{self._count} tokens", message=data[:200],
-                ))
-                return None
-            if chunk.error is not None:
-                self._fail(LLMError(
-                    f"{self._url} reported an error after {self._count} tokens",
-                    message=chunk.error, retryable=True,
-                ))
-                return None
-            if chunk.model:
-                self._model = chunk.model
-            if chunk.text:
-                self._count += 1
-                return chunk.text
-        return None
-
-    def _fail(self, error: LLMError) -> LLMError:
-        self._error = error
-        return error
-
-    async def _fill(self) -> None:
-        """Read and decode the next part of the body, or raise how the answer ended."""
-        if self._error is not None:
-            raise self._error
-        if self._done:
-            if not self._drained:
-                await self._drain()
-            raise trio.EndOfChannel
-        try:
-            raw = await self._body.__anext__()
-        except StopAsyncIteration:
-            kind = self._response.headers.get("content-type")
-            raise self._fail(LLMError(
-                f"the answer from {self._url} ended after {self._count} tokens without "
-                f"'data: [DONE]' (content type {kind!r}); it was cut off",
-                retryable=True,
-            )) from None
-        except httpx.RequestError as exc:
-            raise self._fail(translate(exc, self._url)) from exc
-        except trio.Cancelled:
-            # httpx closes a response whose read was interrupted: nothing more comes.
-            self._fail(LLMError(
-                f"the answer from {self._url} was abandoned after {self._count} tokens: a "
-                "receive() was cancelled while waiting for the server",
-                retryable=True,
-            ))
-            raise
-        self._decoder.receive_data(raw)
-
-    async def _drain(self) -> None:
-        """Read the end of the body after ``[DONE]``, so the connection can be
-        reused; give up after ``_DRAIN_GRACE`` (the connection is closed then)."""
-        self._drained = True
-        with trio.move_on_after(_DRAIN_GRACE):
-            try:
-                async for _ in self._body:
-                    pass
-            except httpx.RequestError:
-                pass  # the answer is complete; a connection that broke is not reused
-
-
-async def _status_error(
-    response: httpx.Response, chunks: AsyncIterator[bytes], url: str
-) -> LLMError:
-    status = response.status_code
-    raw = bytearray()
-    try:
-        async for part in chunks:
-            raw += part
-            if len(raw) >= _ERROR_BODY_LIMIT:
-                break
-    except httpx.RequestError:
-        pass  # the status alone is the error
-    text = raw.decode("utf-8", "replace").strip()
-    try:
-        message = error_message(json.loads(text))
-    except ValueError:
-        message = None
-    return LLMError(
-        f"HTTP {status} from {url}",
-        status=status,
-        message=message or text[:500] or response.reason_phrase or None,
-        retryable=status_retryable(status),
-    )
-
-
-async def _run_out(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
-    """Run a closed response's body iterator to its end.
-
-    httpx reads a body through a stack of async generators (httpx#3686); one
-    left suspended is finalized by the garbage collector, and Trio warns
-    about each (``ResourceWarning``). Once the response is closed the next
-    read fails at once, which ends every generator of the stack.
-    """
-    assert response.is_closed, "reading on would keep the connection busy"
-    try:
-        async for _ in chunks:
-            pass  # pragma: no cover - the response is closed
-    except (httpx.HTTPError, httpx.StreamError):
-        pass
+                await run_out(response, chunks)
 
 
 @functools.cache

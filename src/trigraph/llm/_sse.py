@@ -181,12 +181,18 @@ class ChatChunk(NamedTuple):
       model: the model name the server reported, if any.
       error: the server's message when the chunk is an error object
         (``{"error": {"message": ...}}``) instead of a completion chunk.
+      tool_calls: the raw ``delta.tool_calls`` list, if the chunk has one
+        (assembled by ``_toolcalls.ToolCallAssembler``).
+      usage: the ``usage`` object (the last chunk with
+        ``stream_options.include_usage``), if any.
     """
 
     text: str = ""
     finish_reason: str | None = None
     model: str | None = None
     error: str | None = None
+    tool_calls: list[Any] | None = None
+    usage: dict[str, Any] | None = None
 
 
 def read_chunk(data: str) -> ChatChunk:
@@ -200,10 +206,10 @@ def read_chunk(data: str) -> ChatChunk:
       ValueError: *data* is not a JSON object.
 
     Example:
-      >>> read_chunk('{"model": "m", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}')
-      ChatChunk(text='Hi', finish_reason=None, model='m', error=None)
-      >>> read_chunk('{"choices": [], "usage": {"total_tokens": 3}}').text
-      ''
+      >>> read_chunk('{"model": "m", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}').text
+      'Hi'
+      >>> read_chunk('{"choices": [], "usage": {"total_tokens": 3}}').usage
+      {'total_tokens': 3}
     """
     obj = _decode(data)
     if type(obj) is not dict:
@@ -211,21 +217,33 @@ def read_chunk(data: str) -> ChatChunk:
     model = obj.get("model")
     if type(model) is not str:
         model = None
+    usage = obj.get("usage")
+    if type(usage) is not dict:
+        usage = None
     choices = obj.get("choices")
     if not choices or type(choices) is not list:
         if "error" in obj:
             return ChatChunk(model=model, error=error_message(obj) or data)
-        return ChatChunk(model=model)
+        return ChatChunk(model=model, usage=usage)
     choice = choices[0]
     if type(choice) is not dict or choice.get("index", 0) != 0:
-        return ChatChunk(model=model)
+        return ChatChunk(model=model, usage=usage)
     delta = choice.get("delta")
-    text = delta.get("content") if type(delta) is dict else None
+    text = None
+    calls = None
+    if type(delta) is dict:
+        text = delta.get("content")
+        calls = delta.get("tool_calls")
+        if type(calls) is not list:
+            calls = None
     reason = choice.get("finish_reason")
     return ChatChunk(
         text if type(text) is str else "",
         reason if type(reason) is str else None,
         model,
+        None,
+        calls,
+        usage,
     )
 
 

@@ -18,14 +18,18 @@ import attrs
 import trio
 
 from ..._util import final
+from ...messages import ToolCall
 
 __all__ = [
+    "QUIRKS",
     "ChatRequest",
     "ChunkWriter",
     "Script",
     "ScriptSource",
     "answer_tokens",
     "completion_body",
+    "scripted_calls",
+    "turn_of",
     "prompt_token_count",
     "story_tokens",
 ]
@@ -33,6 +37,23 @@ __all__ = [
 _REASONS: Final = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
                    405: "Method Not Allowed", 429: "Rate limit reached",
                    500: "The server had an error", 503: "The engine is overloaded"}
+
+
+QUIRKS: Final = frozenset({
+    "whole_calls", "repeat_id", "repeat_name", "empty_id", "index_zero", "no_index",
+    "object_arguments", "summary_chunk", "finish_stop", "finish_with_last_delta",
+})
+"""The deviations from OpenAI's tool-call stream a :class:`Script` can play."""
+
+ScriptedCall: TypeAlias = ToolCall | tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]
+
+
+def _check_quirks(instance: object, attribute: object, value: frozenset[str]) -> None:
+    unknown = set(value) - QUIRKS
+    if unknown:
+        raise ValueError(
+            f"unknown tool-call quirk(s) {sorted(unknown)}; choose from {sorted(QUIRKS)}"
+        )
 
 
 @final
@@ -54,10 +75,34 @@ class Script:
         middle of the response body.
       hold: send the headers and the role chunk, then wait until this event
         is set before the first token, e.g. to have many answers open at once.
+      tool_calls: tool calls to answer with (after the text, if any): each a
+        ``ToolCall``, a ``(name, args)`` pair or a ``{"name", "args", "id"}``
+        dict, whose *args* is a dict or the exact argument text (to send
+        text that is not JSON). A call without an id gets
+        ``call_<turn>_<i>`` (*turn*: the assistant messages in the request).
+        With tool calls and no *answer*, the reply has no text.
+      quirks: how the calls deviate from OpenAI's stream, as real servers
+        do (see :data:`QUIRKS`): ``"whole_calls"`` (each call in one delta,
+        as Ollama and Groq), ``"repeat_id"`` / ``"repeat_name"`` (on every
+        delta, as LiteLLM and SGLang), ``"empty_id"`` (``id: ""`` on
+        continuations, as vLLM), ``"index_zero"`` (every call at index 0,
+        as Ollama), ``"no_index"``, ``"object_arguments"`` (arguments as a
+        JSON object), ``"summary_chunk"`` (a last delta repeating each whole
+        call, as LiteLLM), ``"finish_stop"`` (``finish_reason: "stop"``, as a
+        forced ``tool_choice``), ``"finish_with_last_delta"`` (the finish
+        reason on the last argument delta).
+      fragment: the length of the argument pieces each call is split into.
+
+    A list of scripts is a conversation: each request gets the script of
+    its turn (the number of assistant messages it carries), so a resumed
+    or repeated request gets the same answer. A request past the last turn
+    gets an HTTP 500 saying so.
 
     Example:
       >>> Script(status=429).error
       'Rate limit reached (trigraph token server)'
+      >>> turns = [Script(tool_calls=[("get_weather", {"city": "Paris"})]),
+      ...          Script(answer="It is sunny in Paris.")]
 
     .. versionadded:: 0.1
     """
@@ -69,6 +114,10 @@ class Script:
     cut_after: int | None = None
     drop_after: int | None = None
     hold: trio.Event | None = None
+    tool_calls: Sequence[ScriptedCall] = attrs.field(default=(), converter=tuple)
+    quirks: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset,
+                                         validator=_check_quirks)
+    fragment: int = 7
 
     @error.default
     def _error(self) -> str:
@@ -88,8 +137,32 @@ class ChatRequest:
     body: dict[str, Any]
 
 
-ScriptSource: TypeAlias = Script | Callable[[dict[str, Any]], Script]
-"""A script, or a function choosing one from each request's JSON body."""
+ScriptSource: TypeAlias = Script | Sequence[Script] | Callable[[dict[str, Any]], Script]
+"""A script, a conversation (one script per turn), or a function choosing a
+script from each request's JSON body."""
+
+
+def turn_of(chat: Mapping[str, Any]) -> int:
+    """The turn a request asks for: the assistant messages in its history."""
+    return sum(1 for m in chat.get("messages", ())
+               if isinstance(m, Mapping) and m.get("role") == "assistant")
+
+
+def scripted_calls(chat: Mapping[str, Any], script: Script) -> list[tuple[str, str, str]]:
+    """``(id, name, argument text)`` of each call the script answers with."""
+    turn = turn_of(chat)
+    out = []
+    for i, call in enumerate(script.tool_calls):
+        if isinstance(call, ToolCall):
+            name, args, call_id = call.name, call.args, call.id
+        elif isinstance(call, Mapping):
+            name, args, call_id = call["name"], call.get("args", {}), call.get("id")
+        else:
+            name, args = call
+            call_id = None
+        text = args if isinstance(args, str) else json.dumps(dict(args))
+        out.append((call_id or f"call_{turn}_{i}", str(name), text))
+    return out
 
 
 _json_text: Final = functools.lru_cache(maxsize=4096)(json.dumps)
@@ -120,17 +193,71 @@ class ChunkWriter:
     def finish(self, reason: str) -> str:
         return self._choice("{}", reason)
 
+    def tool_calls(
+        self, calls: list[tuple[str, str, str]], script: Script, finish: str | None
+    ) -> list[str]:
+        """The chunks of the tool calls (and the finish, when a quirk puts it
+        on the last delta); ``finish`` is then sent by the caller otherwise."""
+        quirks = script.quirks
+        deltas: list[dict[str, Any]] = []
+        for i, (call_id, name, text) in enumerate(calls):
+            index = 0 if "index_zero" in quirks else i
+
+            def delta(first: bool, args: Any, *, whole: bool = False) -> dict[str, Any]:
+                d: dict[str, Any] = {} if "no_index" in quirks else {"index": index}
+                if first or whole or "repeat_id" in quirks:
+                    d["id"] = call_id
+                    d["type"] = "function"
+                elif "empty_id" in quirks:
+                    d["id"] = ""
+                function: dict[str, Any] = {}
+                if first or whole or "repeat_name" in quirks:
+                    function["name"] = name
+                function["arguments"] = args
+                d["function"] = function
+                return d
+
+            if "object_arguments" in quirks:
+                try:
+                    deltas.append(delta(True, json.loads(text)))
+                except ValueError:
+                    deltas.append(delta(True, text))
+            elif "whole_calls" in quirks:
+                deltas.append(delta(True, text))
+            else:
+                deltas.append(delta(True, ""))
+                size = max(1, script.fragment)
+                deltas.extend(delta(False, text[j:j + size]) for j in range(0, len(text), size))
+        if "summary_chunk" in quirks:
+            for i, (call_id, name, text) in enumerate(calls):
+                deltas.append({"index": 0 if "index_zero" in quirks else i, "id": call_id,
+                               "type": "function",
+                               "function": {"name": name, "arguments": text}})
+        out = []
+        last = len(deltas) - 1
+        for j, d in enumerate(deltas):
+            reason = finish if j == last and "finish_with_last_delta" in quirks else None
+            out.append(self._choice(json.dumps({"tool_calls": [d]}), reason))
+        return out
+
     def usage(self, prompt: int, completion: int) -> str:
         usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                  "total_tokens": prompt + completion}
         return f"{self._head}], \"usage\": {json.dumps(usage)}}}\n\n"
 
 
-def completion_body(model: str, tokens: list[str], finish: str) -> dict[str, Any]:
+def completion_body(
+    model: str, tokens: list[str], finish: str, calls: Sequence[tuple[str, str, str]] = ()
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
+    if calls:
+        message["tool_calls"] = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": t}}
+            for i, n, t in calls
+        ]
     return {
         "id": "chatcmpl-0", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "finish_reason": finish,
-                     "message": {"role": "assistant", "content": "".join(tokens)}}],
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
         "usage": {"prompt_tokens": 0, "completion_tokens": len(tokens),
                   "total_tokens": len(tokens)},
     }
@@ -192,8 +319,11 @@ def story_tokens(prompt: str) -> Iterator[str]:
 
 
 def answer_tokens(chat: Mapping[str, Any], script: Script) -> Iterator[str]:
-    """The tokens that answer *chat*: the script's fixed answer, else the story."""
+    """The tokens that answer *chat*: the script's fixed answer, else the
+    story (no text for a script of tool calls alone)."""
     if script.answer is None:
+        if script.tool_calls:
+            return iter(())
         return story_tokens(_prompt_text(chat))
     if isinstance(script.answer, str):
         words = script.answer.split(" ")

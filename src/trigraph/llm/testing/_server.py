@@ -30,6 +30,8 @@ from ._answers import (
     answer_tokens,
     completion_body,
     prompt_token_count,
+    scripted_calls,
+    turn_of,
 )
 
 __all__ = [
@@ -155,18 +157,36 @@ class TokenServer:
         self.requests.append(ChatRequest(
             {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}, chat
         ))
-        script = self.script if isinstance(self.script, Script) else self.script(chat)
+        source = self.script
+        if isinstance(source, Script):
+            script = source
+        elif callable(source):
+            script = source(chat)
+        else:
+            turns = list(source)
+            turn = turn_of(chat)
+            if turn >= len(turns):
+                return await _send_error(
+                    conn, stream, 500,
+                    f"the script has {len(turns)} turn(s), and this request is turn "
+                    f"{turn + 1} ({turn} assistant messages in its history)",
+                )
+            script = turns[turn]
         if script.status >= 400:
             return await _send_error(conn, stream, script.status, script.error)
         tokens = list(answer_tokens(chat, script))
+        calls = scripted_calls(chat, script)
         limit = chat.get("max_completion_tokens", chat.get("max_tokens"))
-        finish = "stop"
+        finish = "tool_calls" if calls else "stop"
+        if calls and "finish_stop" in script.quirks:
+            finish = "stop"
         if isinstance(limit, int) and 0 <= limit < len(tokens):
-            tokens, finish = tokens[:limit], "length"
+            tokens, finish, calls = tokens[:limit], "length", []
         model = str(chat.get("model", "trigraph-story"))
         if not chat.get("stream"):
-            return await _send_json(conn, stream, 200, completion_body(model, tokens, finish))
-        return await self._stream(conn, stream, chat, script, model, tokens, finish)
+            return await _send_json(conn, stream, 200,
+                                    completion_body(model, tokens, finish, calls))
+        return await self._stream(conn, stream, chat, script, model, tokens, finish, calls)
 
     async def _stream(
         self,
@@ -177,6 +197,7 @@ class TokenServer:
         model: str,
         tokens: list[str],
         finish: str,
+        calls: list[tuple[str, str, str]],
     ) -> bool:
         headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
         await stream.send_all(conn.send(h11.Response(status_code=200, headers=headers)))
@@ -186,7 +207,7 @@ class TokenServer:
             nursery.start_soon(_watch_hangup, conn, stream, nursery.cancel_scope, hung_up)
             try:
                 ended = await self._send_events(conn, stream, chat, script, model, tokens,
-                                                finish)
+                                                finish, calls)
             except trio.BrokenResourceError:
                 hung_up.set()
             nursery.cancel_scope.cancel()
@@ -204,6 +225,7 @@ class TokenServer:
         model: str,
         tokens: list[str],
         finish: str,
+        calls: list[tuple[str, str, str]],
     ) -> bool:
         """Send the answer's events; return whether the response was ended properly."""
         delay = 0.0 if self.tokens_per_second is None else 1.0 / self.tokens_per_second
@@ -230,10 +252,14 @@ class TokenServer:
             await _flush(conn, stream, out)
             return False
         if how != "cut":
-            out.append(events.finish(finish))
+            if calls:
+                out.extend(events.tool_calls(calls, script, finish))
+            if not (calls and "finish_with_last_delta" in script.quirks):
+                out.append(events.finish(finish))
             options = chat.get("stream_options")
             if isinstance(options, dict) and options.get("include_usage"):
-                out.append(events.usage(prompt_token_count(chat), len(tokens)))
+                completion = len(tokens) + sum(1 + len(t) // 4 for _, _, t in calls)
+                out.append(events.usage(prompt_token_count(chat), completion))
             out.append("data: [DONE]\n\n")
         # The end of the body goes out with the last events, in one write.
         await _flush(conn, stream, out, end=True)

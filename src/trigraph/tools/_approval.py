@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from .._context import interrupt
+from .. import interrupt
 from ..messages import InvalidToolCall, ToolCall
 
 __all__ = ["ask"]

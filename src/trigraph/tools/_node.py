@@ -24,26 +24,15 @@ from typing import Any, Final
 
 import trio
 
-from .._context import GraphInterrupt
-from .._exceptions import GraphValidationError
-from .._types import END, Command
+from .. import END, Command, GraphInterrupt, GraphValidationError, once
 from .._util import final
 from ..messages import AIMessage, InvalidToolCall, ToolCall, ToolMessage
 from ._errors import ToolTimeoutError
-from ._tool import Tool, tool
+from ._tool import Tool, stream_writer, tool
 
 __all__ = ["ToolNode", "tools_condition"]
 
 _FIX: Final = "Please fix your mistakes."
-
-
-async def _once(key: str, fn: Any, *args: Any) -> Any:
-    import trigraph
-
-    hook = getattr(trigraph, "once", None)
-    if hook is not None:
-        return await hook(key, fn, *args)
-    return await fn(*args)
 
 
 def _messages(state: Any, key: str) -> Sequence[Any]:
@@ -237,12 +226,13 @@ class ToolNode:
             decisions = ask(calls, self.approve)
         limiter = (trio.CapacityLimiter(self.max_concurrency)
                    if self.max_concurrency is not None else None)
+        run = once if stream_writer() is not None else _direct
         results: list[Any] = [None] * len(calls)
         paused: list[tuple[int, GraphInterrupt]] = []
 
         async def one(i: int, call: ToolCall | InvalidToolCall) -> None:
             try:
-                results[i] = await _once(call.id or f"#{i}", self._call, call, state, limiter,
+                results[i] = await run(call.id or f"#{i}", self._call, call, state, limiter,
                                          decisions.get(call.id or ""))
             except GraphInterrupt as gi:
                 paused.append((i, gi))
@@ -346,6 +336,11 @@ class ToolNode:
                 )
             return out
         return ToolMessage(_content(out), call.id or "", name=t.name, id=str(uuid.uuid4()))
+
+
+async def _direct(key: str, fn: Any, *args: Any) -> Any:
+    """``once`` outside a running node: there is no task to record the result in."""
+    return await fn(*args)
 
 
 def _with_id(message: ToolMessage) -> ToolMessage:

@@ -22,15 +22,14 @@ from typing import Annotated, Any, Final, Literal, get_args, get_origin, get_typ
 import attrs
 import trio
 
-from .._context import current_task, get_stream_writer
-from .._types import Command
+from .. import Command, StreamWriter, get_stream_writer
 from .._util import final
 from ..messages import ToolMessage
 from ._docstring import parse_docstring
 from ._errors import ToolDefinitionError
 from ._jsonschema import MISSING, Errors, Shape, UnsupportedType, compile_type, json_default
 
-__all__ = ["InjectedState", "InjectedToolCallId", "Tool", "tool"]
+__all__ = ["InjectedState", "InjectedToolCallId", "Tool", "stream_writer", "tool"]
 
 _NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -197,7 +196,7 @@ class Tool:
             return await self.fn(**kwargs)
         if self.kind == "sync":
             return await trio.to_thread.run_sync(functools.partial(self.fn, **kwargs))
-        write = get_stream_writer() if current_task() is not None else None
+        write = stream_writer()
         answer: Any = None
         last: Any = None
         async with aclosing(self.fn(**kwargs)) as agen:
@@ -236,6 +235,14 @@ class Tool:
         if errors:
             raise ValueError(f"bad arguments for tool {self.name!r}: " + "; ".join(errors))
         return await self.run(kwargs)
+
+
+def stream_writer() -> StreamWriter | None:
+    """The current node's stream writer, or ``None`` outside a running node."""
+    try:
+        return get_stream_writer()
+    except RuntimeError:
+        return None
 
 
 def _read_state(state: Any, field: str | None, tool: str) -> Any:

@@ -313,7 +313,12 @@ class _Compiler:
 
     def _typeddict(self, tp: type) -> Shape:
         hints = _hints(tp)
-        required = getattr(tp, "__required_keys__", frozenset(hints))
+        required = set(getattr(tp, "__required_keys__", hints))
+        for key, hint in hints.items():  # string annotations hide these from the class
+            if get_origin(hint) is typing.NotRequired:
+                required.discard(key)
+            elif get_origin(hint) is typing.Required:
+                required.add(key)
         fields = [(k, h, _MISSING if k in required else None) for k, h in hints.items()]
         shape = self._object(fields, dict)
         schema = {**shape.schema, "properties": {

@@ -17,6 +17,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # Something each example prints only if it did its job.
 EXPECTED = {
+    "agent.py": "[agent finished: 8 messages, 4 tool answers]",
     "background_agent.py": "(sources: doc-a, doc-b, doc-c)",
     "live_dashboard.py": "alerts:",
     "stream_chat.py": "[stream_chat finished:",

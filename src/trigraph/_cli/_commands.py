@@ -149,7 +149,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``trigraph demo``: the research chatbot, with a local model unless configured."""
+    """``trigraph demo [research|agent]``: the research chatbot, or the travel agent
+    that asks for approval; with a local model unless one is configured."""
+    if args.variant == "agent":
+        from ._approve import run_agent_demo
+
+        return run_agent_demo(args.db, args.json)
     from ._demo import TARGET, graph
 
     thread = f"demo-{secrets.token_hex(3)}"
@@ -318,7 +323,11 @@ def _parser() -> _Parser:
     p = command("mermaid", "print a graph as a Mermaid flowchart", cmd_mermaid)
     p.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
 
-    p = command("demo", "run a research chatbot that streams its answer", cmd_demo)
+    p = command("demo", "run a demo offline: a research chatbot that streams its answer, "
+                        "or ('agent') a tools agent that asks you to approve a booking",
+                cmd_demo)
+    p.add_argument("variant", nargs="?", choices=("research", "agent"), default="research",
+                   help="which demo (default: research)")
     p.add_argument("--db", metavar="PATH", help=_DB_HELP)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per event (JSON Lines)")

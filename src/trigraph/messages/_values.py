@@ -11,7 +11,7 @@ of this module, so a checkpoint can always hold it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import attrs
@@ -149,6 +149,18 @@ class _Base:
             elif a.default is attrs.NOTHING or value != a.default:
                 parts.append(f"{a.name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __rich_repr__(self) -> Iterator[Any]:
+        """The same fields for ``rich`` (the command line's pretty printer)."""
+        for a in attrs.fields(type(self)):  # type: ignore[misc]
+            value = getattr(self, a.name)
+            if a.name == "content":
+                if value != "" or a.default is attrs.NOTHING:
+                    yield value
+            elif a.default is attrs.NOTHING:
+                yield a.name, value
+            elif value != a.default:
+                yield a.name, value
 
     @property
     def text(self) -> str:

@@ -174,13 +174,12 @@ def test_an_append_does_not_rebuild_the_index(monkeypatch: pytest.MonkeyPatch) -
     from trigraph.messages import _reducer
 
     history = add_messages([], [HumanMessage(str(i), id=str(i)) for i in range(1000)])
-    builds = []
-    real_build = _reducer._build_index
-    monkeypatch.setattr(_reducer, "_build_index", lambda m: builds.append(len(m)) or
-                        real_build(m))
+    reads = []
+    real_get = _reducer._get_id
+    monkeypatch.setattr(_reducer, "_get_id", lambda m: reads.append(m.id) or real_get(m))
     for i in range(50):
         history = add_messages(history, [AIMessage("r", id=f"r{i}")])
-    assert builds == []
+    assert len(reads) == 50  # each new message's id, never the history's
     assert len(history) == 1050
     history = add_messages(history, [AIMessage("edited", id="5")])  # a replacement: O(N)
-    assert history[5].content == "edited" and builds == [1050]
+    assert history[5].content == "edited" and len(reads) == 50 + 1 + 1050

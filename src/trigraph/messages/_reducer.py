@@ -9,19 +9,21 @@ last ``RemoveMessage(REMOVE_ALL_MESSAGES)`` keeps only what follows it.
 
 Two things differ, neither visible in the result: the caller's messages
 are never changed (LangGraph sets missing ids on them in place; here a copy
-with an id is made), and the ``id -> position`` index of a result is kept
-(a few recent results, by identity) and shared with the results appended
-to it, so an append costs the list copy plus O(new messages) instead of
-re-reading the whole history. Every index hit is checked against the list
-(``list[pos].id == id``) before it is trusted, and any doubt (a fork of
-the history, a list changed in place behind the reducer's back, an unknown
-list) rebuilds the index from the list: the result never depends on the
-cache.
+with an id is made), and the set of ids of a result is kept (for a few
+recent results, by identity) and shared with the results appended to it,
+so an append costs the list copy plus O(new messages) instead of re-reading
+the whole history. The set holds every id of each list it is kept for, so
+an id it lacks is certainly new; an id it has (a replacement, a removal, or
+an id another branch of a forked history added) takes LangGraph's general
+merge over the list itself, so the result never depends on the cache. A
+list of another length than when it was kept (changed in place) is read
+again.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 import uuid
 from collections.abc import Callable
@@ -38,7 +40,7 @@ REMOVE_ALL_MESSAGES: Final = "__remove_all__"
 """The id of a ``RemoveMessage`` that deletes every message written before it."""
 
 _CACHE_SIZE: Final = 32
-_cache: dict[int, tuple[list[Any], int, dict[str, int]]] = {}
+_cache: dict[int, tuple[list[Any], int, set[str]]] = {}
 _lock = threading.Lock()
 
 
@@ -48,11 +50,9 @@ def _new_id() -> str:
 
 def _coerce(messages: list[Any]) -> list[AnyMessage]:
     """*messages* as message values (the same list when they already are)."""
-    types = MESSAGE_TYPES
-    for m in messages:
-        if type(m) not in types:
-            return [to_message(m) for m in messages]
-    return messages
+    if MESSAGE_TYPES.issuperset(map(type, messages)):
+        return messages
+    return [to_message(m) for m in messages]
 
 
 def _with_ids(messages: list[AnyMessage]) -> list[AnyMessage]:
@@ -83,22 +83,21 @@ def prepare_messages(value: Any) -> list[AnyMessage]:
     return _with_ids(_coerce(value if isinstance(value, list) else [value]))
 
 
-def _cached_index(left: list[AnyMessage]) -> dict[str, int] | None:
+def _cached_ids(left: list[AnyMessage]) -> set[str] | None:
     entry = _cache.get(id(left))
     if entry is not None and entry[0] is left and entry[1] == len(left):
         return entry[2]
     return None
 
 
-def _remember(result: list[AnyMessage], index: dict[str, int]) -> None:
+def _remember(result: list[AnyMessage], ids: set[str]) -> None:
     with _lock:
         if len(_cache) >= _CACHE_SIZE:
             del _cache[next(iter(_cache))]
-        _cache[id(result)] = (result, len(result), index)
+        _cache[id(result)] = (result, len(result), ids)
 
 
-def _build_index(messages: list[AnyMessage]) -> dict[str, int]:
-    return {m.id: i for i, m in enumerate(messages)}  # type: ignore[misc]
+_get_id = operator.attrgetter("id")
 
 
 def _merge(left: Any, right: Any, format: str | None = None) -> list[AnyMessage]:
@@ -111,9 +110,13 @@ def _merge(left: Any, right: Any, format: str | None = None) -> list[AnyMessage]
         left = [left]
     if not isinstance(right, list):
         right = [right]
-    index = _cached_index(left)
-    if index is None:
-        left = _with_ids(_coerce(left))
+    ids = _cached_ids(left)
+    if ids is None:
+        left = _coerce(left)
+        ids = set(map(_get_id, left))
+        if None in ids:
+            left = _with_ids(left)
+            ids = set(map(_get_id, left))
     right = _with_ids(_coerce(right))
     remove_all = None
     has_remove = False
@@ -125,47 +128,23 @@ def _merge(left: Any, right: Any, format: str | None = None) -> list[AnyMessage]
     if remove_all is not None:
         return right[remove_all + 1:]
     if not has_remove:
-        if index is None:
-            index = _build_index(left)
-        appended = _append(left, right, index)
-        if appended is not None:
-            return appended
-        index = _build_index(left)  # a stale shared index (a fork): read the list itself
-        appended = _append(left, right, index)
-        if appended is not None:
-            return appended
+        new = set(map(_get_id, right))
+        if len(new) == len(right) and ids.isdisjoint(new):
+            # Only new messages: an append. *ids* may be shared with the results
+            # of other writes to *left* (a fork); it holds every id of *left*, so
+            # a miss is certain, and a hit (perhaps another branch's) is checked
+            # by the general merge below.
+            merged = left + right
+            ids |= new
+            _remember(merged, ids)
+            return merged
     return _general(left, right)
-
-
-def _append(
-    left: list[AnyMessage], right: list[AnyMessage], index: dict[str, int]
-) -> list[AnyMessage] | None:
-    """``left + right`` sharing *index*, when no message of *right* is in
-    *left* nor twice in *right*; ``None`` when that is not so (or *index*
-    cannot tell)."""
-    n = len(left)
-    seen: set[str] = set()
-    for m in right:
-        mid = m.id
-        pos = index.get(mid)  # type: ignore[arg-type]
-        if pos is not None:
-            if pos < n and left[pos].id == mid:
-                return _general(left, right)  # a replacement
-            return None  # the index belongs to another branch of the history
-        if mid in seen:
-            return _general(left, right)
-        seen.add(mid)  # type: ignore[arg-type]
-    merged = left + right
-    for i, m in enumerate(right, n):
-        index[m.id] = i  # type: ignore[index]
-    _remember(merged, index)
-    return merged
 
 
 def _general(left: list[AnyMessage], right: list[AnyMessage]) -> list[AnyMessage]:
     """LangGraph's merge loop, step for step, on a copy of *left* and a fresh index."""
     merged = left.copy()
-    by_id = _build_index(left)
+    by_id = dict(zip(map(_get_id, left), range(len(left)), strict=True))
     to_remove: set[str] = set()
     for m in right:
         mid: str = m.id  # type: ignore[assignment]
@@ -184,9 +163,8 @@ def _general(left: list[AnyMessage], right: list[AnyMessage]) -> list[AnyMessage
             by_id[mid] = len(merged)
             merged.append(m)
     if to_remove:
-        merged = [m for m in merged if m.id not in to_remove]
-        return merged
-    _remember(merged, by_id)
+        return [m for m in merged if m.id not in to_remove]
+    _remember(merged, set(by_id))
     return merged
 
 

@@ -130,8 +130,7 @@ def engine_child(engine: str, url: str, turns: int) -> None:
 # -- add_messages per write ----------------------------------------------------
 
 def per_write(sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> dict[str, dict[int, float]]:
-    from trigraph.messages import AIMessage, HumanMessage
-    from trigraph.messages import add_messages as tg_add
+    from trigraph.messages import AIMessage, HumanMessage, add_messages as tg_add
 
     out: dict[str, dict[int, float]] = {"trigraph (in a run)": {}, "trigraph (cold)": {}}
     try:

@@ -25,11 +25,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-from langchain_core import messages as lc  # noqa: E402
-from langgraph.graph.message import add_messages as lg_add  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st
+from langchain_core import messages as lc
+from langgraph.graph.message import add_messages as lg_add
 
-import trigraph.messages as tg  # noqa: E402
+import trigraph.messages as tg
 
 IDS = ["a", "b", "c", None]
 ROLES = ["user", "human", "assistant", "ai", "system", "tool", "developer", "wizard"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 from trigraph import Command, GraphValidationError, MemoryCheckpointer
 from trigraph.agents import MaxTurnsError, create_agent
@@ -26,7 +27,7 @@ async def get_weather(city: str) -> str:
     Args:
         city: the city's name.
     """
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     return WEATHER[city]
 
 

@@ -46,7 +46,8 @@ async def test_parallel_calls_survive_every_server_deviation(quirks: frozenset[s
     assert reply.tool_calls == tuple(CALLS)
     assert reply.invalid_tool_calls == ()
     assert reply.content == "Checking."
-    assert reply.usage is not None and reply.usage.output_tokens > 2
+    assert reply.usage is not None
+    assert reply.usage.output_tokens > 2
 
 
 async def test_a_call_whose_arguments_are_not_json_is_kept_and_answered() -> None:
@@ -57,7 +58,8 @@ async def test_a_call_whose_arguments_are_not_json_is_kept_and_answered() -> Non
     assert [c.args for c in reply.tool_calls] == [{"city": "Oslo"}]
     bad = reply.invalid_tool_calls
     assert [(c.id, c.args) for c in bad] == [("call_0_0", '{"city": "Par'), ("call_0_1", "[1]")]
-    assert "not valid JSON" in bad[0].error and "JSON object, not list" in bad[1].error
+    assert "not valid JSON" in bad[0].error
+    assert "JSON object, not list" in bad[1].error
     from trigraph.tools import ToolNode
 
     out = await ToolNode([get_weather]).ainvoke({"messages": [reply]})
@@ -99,7 +101,8 @@ async def test_the_request_body() -> None:
             tool_choice="get_weather", parallel_tool_calls=False)
         body = server.requests[0].body
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert body["parallel_tool_calls"] is False and body["temperature"] == 0
+    assert body["parallel_tool_calls"] is False
+    assert body["temperature"] == 0
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "raw"]
     assert body["messages"] == [
         {"role": "system", "content": "sys"}, {"role": "user", "content": "hi"},
@@ -172,7 +175,8 @@ def test_assembler_keeps_calls_it_cannot_read() -> None:
     a.add([{"index": 0, "function": {"arguments": "{}"}}])  # no name
     a.add([{"index": 1, "function": {"name": "f", "arguments": ""}}])  # no id, no args
     calls, invalid = a.result()
-    assert [c.name for c in calls] == ["f"] and calls[0].args == {}
+    assert [c.name for c in calls] == ["f"]
+    assert calls[0].args == {}
     assert calls[0].id.startswith("call_")
     assert invalid[0].error == "the call has no tool name"
 

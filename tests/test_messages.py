@@ -20,7 +20,6 @@ from trigraph.messages import (
     ToolCall,
     ToolMessage,
     Usage,
-    add_messages,
     convert_to_messages,
     prepare_messages,
     to_message,
@@ -104,7 +103,9 @@ def test_messages_round_trip_through_json() -> None:
 def test_prepare_gives_ids_without_touching_the_callers_messages() -> None:
     mine = HumanMessage("hi")
     prepared = prepare_messages([mine, "x"])
-    assert mine.id is None and prepared[0].id and prepared[1].id
+    assert mine.id is None
+    assert prepared[0].id
+    assert prepared[1].id
     again = prepare_messages(prepared)
     assert again is prepared  # nothing to do: the same list
 

@@ -127,7 +127,7 @@ def test_chains_and_forks_match_langgraph(writes: list[list[Any]], fork_at: int)
         try:
             ref_next = ref_add(ref, right)
         except ValueError:
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="doesn't exist"):
                 add_messages(ours, [real(m, "obj") for m in right])
             continue
         ours = add_messages(ours, [real(m, "obj") for m in right])
@@ -182,4 +182,5 @@ def test_an_append_does_not_rebuild_the_index(monkeypatch: pytest.MonkeyPatch) -
     assert len(reads) == 50  # each new message's id, never the history's
     assert len(history) == 1050
     history = add_messages(history, [AIMessage("edited", id="5")])  # a replacement: O(N)
-    assert history[5].content == "edited" and len(reads) == 50 + 1 + 1050
+    assert history[5].content == "edited"
+    assert len(reads) == 50 + 1 + 1050

@@ -170,7 +170,8 @@ async def test_bad_json_and_bad_arguments_are_answered() -> None:
     assert (c0, s0, c1, s1) == ("c0", "error", "c1", "error")  # LangGraph drops c1
     assert "a: expected an integer, got str 'one'" in t0
     assert "c: unexpected argument" in t0
-    assert "not valid JSON" in t1 and '{"a": 1' in t1
+    assert "not valid JSON" in t1
+    assert '{"a": 1' in t1
 
 
 async def test_the_model_cannot_forge_injected_arguments() -> None:
@@ -283,7 +284,8 @@ async def test_cancelling_the_run_leaves_no_tool_and_resume_answers_each_call_on
             await started.wait()
             await trio.sleep(0.05)  # fast's result reaches the checkpointer (a thread)
             scope.cancel()
-    assert scope.cancelled_caught and release.is_set()
+    assert scope.cancelled_caught
+    assert release.is_set()
     assert not task_tracker.alive  # no tool task outlived the run
     block = False
     final = await agent.ainvoke(None, thread="t")

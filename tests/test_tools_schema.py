@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict
 import attrs
 import pytest
 import trio
+import trio.lowlevel
 
 from trigraph.tools import InjectedState, ToolDefinitionError, tool
 
@@ -81,8 +82,10 @@ def test_the_schema_of_every_supported_type() -> None:
     p = t.parameters["properties"]
     assert p["text"] == {"type": "string", "description": "some text, over two lines."}
     assert p["count"] == {"type": "integer", "description": "how many."}
-    assert p["ratio"] == {"type": "number"} and p["flag"] == {"type": "boolean"}
-    assert p["nothing"] == {"type": "null"} and p["anything"] == {}
+    assert p["ratio"] == {"type": "number"}
+    assert p["flag"] == {"type": "boolean"}
+    assert p["nothing"] == {"type": "null"}
+    assert p["anything"] == {}
     assert p["units"] == {"type": "string", "enum": ["c", "f"]}
     assert p["mode"] == {"type": "string", "enum": ["fast", "slow"]}
     assert p["names"] == {"type": "array", "items": {"type": "string"}}
@@ -120,9 +123,13 @@ async def test_arguments_are_checked_and_built() -> None:
             "point": {"x": 1}, "seq": [True]}
     kwargs, errors = t.bind(good)
     assert errors == []
-    assert kwargs["count"] == 2 and kwargs["units"] is Units.F and kwargs["pairs"] == (1, "x")
-    assert kwargs["unique"] == {1} and kwargs["window"] == Window(1, tags=["x"])
-    assert kwargs["point"] == Point(1.0) and kwargs["ratio"] == 1.0
+    assert kwargs["count"] == 2
+    assert kwargs["units"] is Units.F
+    assert kwargs["pairs"] == (1, "x")
+    assert kwargs["unique"] == {1}
+    assert kwargs["window"] == Window(1, tags=["x"])
+    assert kwargs["point"] == Point(1.0)
+    assert kwargs["ratio"] == 1.0
     bad = {**good, "count": "2", "flag": 1, "units": "k", "pairs": [1], "either": 1.5,
            "address": {"town": "x"}, "window": {"start": "x"}, "extra": 1}
     del bad["text"]
@@ -174,13 +181,14 @@ def test_functions_that_cannot_be_tools_are_named() -> None:
 
 def test_names_descriptions_and_strict_mode() -> None:
     @tool("lookup", description="Find it.", strict=True)
-    def find(query: str, limit: int = 5, state: Annotated[dict[str, Any], InjectedState] = {}
-             ) -> str:  # noqa: B006
+    def find(query: str, limit: int = 5,
+             state: Annotated[dict[str, Any] | None, InjectedState] = None) -> str:
         """Ignored."""
         return query
 
     spec = find.to_openai()
-    assert spec["function"]["name"] == "lookup" and spec["function"]["strict"] is True
+    assert spec["function"]["name"] == "lookup"
+    assert spec["function"]["strict"] is True
     assert spec["function"]["description"] == "Find it."
     assert spec["function"]["parameters"] == {
         "type": "object", "additionalProperties": False, "required": ["query", "limit"],
@@ -203,7 +211,7 @@ async def test_sync_tools_run_in_threads_and_async_generators_answer_last() -> N
     async def steps() -> Any:
         """Steps."""
         yield 1
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         yield "done"
 
     assert await where.ainvoke({}) is True

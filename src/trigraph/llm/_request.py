@@ -71,7 +71,9 @@ def openai_tools(tools: Tools) -> list[dict[str, Any]]:
             made = tool(item)
             spec, name = made.to_openai(), made.name
         else:
-            raise TypeError(f"a tool is a @tool, a function or an OpenAI tool dict, not {item!r:.80}")
+            raise TypeError(
+                f"a tool is a @tool, a function or an OpenAI tool dict, not {item!r:.80}"
+            )
         if not isinstance(name, str):
             raise TypeError(f"the tool {item!r:.80} has no function name")
         if name in names:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias, cast
 
 from ._values import (
     MESSAGE_TYPES,
@@ -26,6 +26,8 @@ from ._values import (
     ToolCall,
     ToolMessage,
 )
+
+Status: TypeAlias = Literal["success", "error"]
 
 __all__ = ["convert_to_messages", "to_message", "to_openai", "tool_call_to_openai"]
 
@@ -157,7 +159,10 @@ def _from_role(role: Any, content: Any, fields: dict[str, Any]) -> AnyMessage:
                 f"a tool message needs a 'tool_call_id' (str), got {call_id!r:.80}"
             )
         status = fields.get("status") or "success"
-        return ToolMessage(_content(content), call_id, status=status, id=msg_id, name=name,
+        if status not in ("success", "error"):
+            raise ValueError(f"a tool message's status is 'success' or 'error', not {status!r:.40}")
+        return ToolMessage(_content(content), call_id, status=cast(Status, status), id=msg_id,
+                           name=name,
                            artifact=fields.get("artifact"))
     if role == "remove":
         if msg_id is None:
@@ -221,7 +226,7 @@ def to_openai(message: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"role": "user", "content": msg.content}
     elif cls is AIMessage:
         assert isinstance(msg, AIMessage)
-        calls = [*msg.tool_calls, *msg.invalid_tool_calls]
+        calls: list[ToolCall | InvalidToolCall] = [*msg.tool_calls, *msg.invalid_tool_calls]
         out = {"role": "assistant", "content": msg.content or (None if calls else "")}
         if calls:
             out["tool_calls"] = [tool_call_to_openai(c) for c in calls]

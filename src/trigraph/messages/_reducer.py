@@ -117,7 +117,8 @@ def _merge(left: Any, right: Any, format: str | None = None) -> list[AnyMessage]
         if None in ids:
             left = _with_ids(left)
             ids = set(map(_get_id, left))
-    right = _with_ids(_coerce(right))
+    new_messages: list[AnyMessage] = _with_ids(_coerce(right))
+    right = new_messages
     remove_all = None
     has_remove = False
     for i, m in enumerate(right):
@@ -126,7 +127,7 @@ def _merge(left: Any, right: Any, format: str | None = None) -> list[AnyMessage]
             if m.id == REMOVE_ALL_MESSAGES:
                 remove_all = i
     if remove_all is not None:
-        return right[remove_all + 1:]
+        return new_messages[remove_all + 1:]
     if not has_remove:
         new = set(map(_get_id, right))
         if len(new) == len(right) and ids.isdisjoint(new):
@@ -134,7 +135,7 @@ def _merge(left: Any, right: Any, format: str | None = None) -> list[AnyMessage]
             # of other writes to *left* (a fork); it holds every id of *left*, so
             # a miss is certain, and a hit (perhaps another branch's) is checked
             # by the general merge below.
-            merged = left + right
+            merged: list[AnyMessage] = left + right
             ids |= new
             _remember(merged, ids)
             return merged
@@ -171,7 +172,7 @@ def _general(left: list[AnyMessage], right: list[AnyMessage]) -> list[AnyMessage
 def _reducer(format: str | None) -> Callable[[Any, Any], list[AnyMessage]]:
     fn = functools.partial(_merge, format=format)
     fn.prepare = prepare_messages  # type: ignore[attr-defined]
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def add_messages(

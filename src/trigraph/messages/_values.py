@@ -141,7 +141,7 @@ class _Base:
 
     def __repr__(self) -> str:
         parts = []
-        for a in attrs.fields(type(self)):  # type: ignore[misc]
+        for a in attrs.fields(type(self)):  # type: ignore[arg-type]
             value = getattr(self, a.name)
             if a.name == "content":
                 if value != "" or a.default is attrs.NOTHING:
@@ -152,14 +152,12 @@ class _Base:
 
     def __rich_repr__(self) -> Iterator[Any]:
         """The same fields for ``rich`` (the command line's pretty printer)."""
-        for a in attrs.fields(type(self)):  # type: ignore[misc]
+        for a in attrs.fields(type(self)):  # type: ignore[arg-type]
             value = getattr(self, a.name)
             if a.name == "content":
                 if value != "" or a.default is attrs.NOTHING:
                     yield value
-            elif a.default is attrs.NOTHING:
-                yield a.name, value
-            elif value != a.default:
+            elif a.default is attrs.NOTHING or value != a.default:
                 yield a.name, value
 
     @property
@@ -310,8 +308,8 @@ class RemoveMessage(_Base):
 
     type: ClassVar[str] = "remove"
     id: str
-    content: ClassVar[Content] = ""
-    name: ClassVar[str | None] = None
+    content: ClassVar[Content] = ""  # type: ignore[misc]
+    name: ClassVar[str | None] = None  # type: ignore[misc]
 
 
 AnyMessage: TypeAlias = AIMessage | HumanMessage | SystemMessage | ToolMessage | RemoveMessage

@@ -34,7 +34,8 @@ class ToolDefinitionError(TrigraphError, TypeError):
     """
 
     def __init__(self, tool: str, problem: str, *, parameter: str | None = None) -> None:
-        where = f"tool {tool!r}" if parameter is None else f"parameter {parameter!r} of tool {tool!r}"
+        where = (f"tool {tool!r}" if parameter is None
+                 else f"parameter {parameter!r} of tool {tool!r}")
         super().__init__(f"{where}: {problem}")
         self.tool = tool
         self.parameter = parameter

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import trio
@@ -38,10 +38,7 @@ _FIX: Final = "Please fix your mistakes."
 def _messages(state: Any, key: str) -> Sequence[Any]:
     if isinstance(state, list):
         return state
-    if isinstance(state, Mapping):
-        messages = state.get(key)
-    else:
-        messages = getattr(state, key, None)
+    messages = state.get(key) if isinstance(state, Mapping) else getattr(state, key, None)
     if not isinstance(messages, list):
         raise ValueError(f"no message list at {key!r} in the state {type(state).__name__}")
     return messages
@@ -53,8 +50,8 @@ def pending_calls(messages: Sequence[Any]) -> list[ToolCall | InvalidToolCall]:
         msg = messages[i]
         if type(msg) is AIMessage:
             answered = {m.tool_call_id for m in messages[i + 1:] if type(m) is ToolMessage}
-            return [c for c in (*msg.tool_calls, *msg.invalid_tool_calls)
-                    if c.id not in answered]
+            calls: list[ToolCall | InvalidToolCall] = [*msg.tool_calls, *msg.invalid_tool_calls]
+            return [c for c in calls if c.id not in answered]
     return []
 
 
@@ -147,8 +144,13 @@ class ToolNode:
       >>> node = ToolNode([add])
       >>> state = {"messages": [AIMessage(tool_calls=[ToolCall("add", {"a": 1, "b": 2}, "c1"),
       ...                                             ToolCall("add", {"a": "x"}, "c2")])]}
-      >>> [(m.content, m.status) for m in trio.run(node.ainvoke, state)["messages"]]
-      [('3', 'success'), ("Error invoking tool 'add' with args {'a': 'x'}:\\n a: expected an integer, got str 'x'\\n b: required\\n Please fix your mistakes.", 'error')]
+      >>> for m in trio.run(node.ainvoke, state)["messages"]:
+      ...     print(f"{m.status}: {m.content}")
+      success: 3
+      error: Error invoking tool 'add' with args {'a': 'x'}:
+       a: expected an integer, got str 'x'
+       b: required
+       Please fix your mistakes.
 
     .. versionadded:: 0.2
     """
@@ -179,7 +181,9 @@ class ToolNode:
                 f"ToolNode(max_concurrency=...) must be an int >= 1, got {max_concurrency!r}"
             )
         if timeout is not None and not timeout > 0:
-            raise GraphValidationError(f"ToolNode(timeout=...) must be > 0 seconds, got {timeout!r}")
+            raise GraphValidationError(
+                f"ToolNode(timeout=...) must be > 0 seconds, got {timeout!r}"
+            )
         self.max_concurrency = max_concurrency
         self.timeout = timeout
         self.handle_errors = handle_errors
@@ -190,7 +194,7 @@ class ToolNode:
     def __repr__(self) -> str:
         return f"<ToolNode {list(self.tools)}>"
 
-    async def __call__(self, state: Any) -> AsyncIterator[Command]:
+    async def __call__(self, state: Any) -> AsyncIterator[Command[Any]]:
         """The node: yields the answers as ``Command`` updates, in call order."""
         for update in await self._answers(state):
             yield update
@@ -214,7 +218,7 @@ class ToolNode:
         out[self.messages_key] = messages
         return out
 
-    async def _answers(self, state: Any) -> list[Command]:
+    async def _answers(self, state: Any) -> list[Command[Any]]:
         calls = pending_calls(_messages(state, self.messages_key))
         if not calls:
             await trio.lowlevel.checkpoint()
@@ -226,7 +230,7 @@ class ToolNode:
             decisions = ask(calls, self.approve)
         limiter = (trio.CapacityLimiter(self.max_concurrency)
                    if self.max_concurrency is not None else None)
-        run = once if stream_writer() is not None else _direct
+        run: Callable[..., Awaitable[Any]] = once if stream_writer() is not None else _direct
         results: list[Any] = [None] * len(calls)
         paused: list[tuple[int, GraphInterrupt]] = []
 
@@ -248,9 +252,9 @@ class ToolNode:
             raise GraphInterrupt(*(i for _, gi in paused for i in gi.interrupts))
         return self._updates(results)
 
-    def _updates(self, results: list[Any]) -> list[Command]:
+    def _updates(self, results: list[Any]) -> list[Command[Any]]:
         """Runs of plain answers become one update; a tool's ``Command`` stays itself."""
-        out: list[Command] = []
+        out: list[Command[Any]] = []
         batch: list[ToolMessage] = []
         for result in results:
             if isinstance(result, Command):
@@ -270,7 +274,7 @@ class ToolNode:
         state: Any,
         limiter: trio.CapacityLimiter | None,
         decision: Any,
-    ) -> ToolMessage | Command:
+    ) -> ToolMessage | Command[Any]:
         """One call's answer (what ``trigraph.once`` records)."""
         if isinstance(call, InvalidToolCall):
             return _error(call, f"Error: the call of tool {call.name!r} could not be read: "
@@ -297,7 +301,9 @@ class ToolNode:
                 return await self._run(t, call, kwargs)
         return await self._run(t, call, kwargs)
 
-    async def _run(self, t: Tool, call: ToolCall, kwargs: dict[str, Any]) -> ToolMessage | Command:
+    async def _run(
+        self, t: Tool, call: ToolCall, kwargs: dict[str, Any]
+    ) -> ToolMessage | Command[Any]:
         try:
             if self.timeout is None:
                 out = await t.run(kwargs)
@@ -318,7 +324,7 @@ class ToolNode:
                 raise
             return _error(call, f"Error: {exc!r}\n {_FIX}")
 
-    def _answer(self, t: Tool, call: ToolCall, out: Any) -> ToolMessage | Command:
+    def _answer(self, t: Tool, call: ToolCall, out: Any) -> ToolMessage | Command[Any]:
         if isinstance(out, ToolMessage):
             if out.tool_call_id != call.id:
                 raise ValueError(f"tool {t.name!r} returned a ToolMessage answering call "

@@ -56,6 +56,10 @@ def _check_quirks(instance: object, attribute: object, value: frozenset[str]) ->
         )
 
 
+def _call_tuple(calls: Sequence[ScriptedCall]) -> tuple[ScriptedCall, ...]:
+    return tuple(calls)
+
+
 @final
 @attrs.frozen(kw_only=True)
 class Script:
@@ -114,7 +118,7 @@ class Script:
     cut_after: int | None = None
     drop_after: int | None = None
     hold: trio.Event | None = None
-    tool_calls: Sequence[ScriptedCall] = attrs.field(default=(), converter=tuple)
+    tool_calls: Sequence[ScriptedCall] = attrs.field(default=(), converter=_call_tuple)
     quirks: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset,
                                          validator=_check_quirks)
     fragment: int = 7
@@ -153,6 +157,7 @@ def scripted_calls(chat: Mapping[str, Any], script: Script) -> list[tuple[str, s
     turn = turn_of(chat)
     out = []
     for i, call in enumerate(script.tool_calls):
+        args: Mapping[str, Any] | str
         if isinstance(call, ToolCall):
             name, args, call_id = call.name, call.args, call.id
         elif isinstance(call, Mapping):
@@ -203,7 +208,8 @@ class ChunkWriter:
         for i, (call_id, name, text) in enumerate(calls):
             index = 0 if "index_zero" in quirks else i
 
-            def delta(first: bool, args: Any, *, whole: bool = False) -> dict[str, Any]:
+            def delta(first: bool, args: Any, *, whole: bool = False, index: int = index,
+                      call_id: str = call_id, name: str = name) -> dict[str, Any]:
                 d: dict[str, Any] = {} if "no_index" in quirks else {"index": index}
                 if first or whole or "repeat_id" in quirks:
                     d["id"] = call_id

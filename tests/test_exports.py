@@ -95,3 +95,34 @@ def test_event_modes_are_the_documented_ones() -> None:
 def test_repr_uses_public_module() -> None:
     assert repr(trigraph.StateGraph).startswith("<class 'trigraph.StateGraph'")
     assert repr(trigraph.events.Values).startswith("<class 'trigraph.events.Values'")
+
+
+AGENT_NAMES = {
+    "trigraph.messages": ["AIMessage", "HumanMessage", "SystemMessage", "ToolMessage",
+                          "RemoveMessage", "ToolCall", "REMOVE_ALL_MESSAGES", "add_messages",
+                          "MessagesState"],
+    "trigraph.tools": ["tool", "ToolNode", "tools_condition", "InjectedState",
+                       "InjectedToolCallId"],
+    "trigraph.agents": ["create_agent"],
+}
+
+
+@pytest.mark.parametrize(("module", "name"),
+                         [(m, n) for m, names in AGENT_NAMES.items() for n in names])
+def test_agent_names_are_public_and_say_where_they_live(module: str, name: str) -> None:
+    obj = getattr(importlib.import_module(module), name)
+    if name == "REMOVE_ALL_MESSAGES":
+        assert obj == "__remove_all__"
+        return
+    assert obj.__module__ == module
+    assert obj.__name__ == name
+
+
+def test_chatmodel_calls_tools() -> None:
+    import inspect
+
+    from trigraph.llm import ChatModel
+
+    params = inspect.signature(ChatModel.ainvoke).parameters
+    assert {"messages", "tools", "tool_choice"} <= set(params)
+    assert inspect.iscoroutinefunction(ChatModel.ainvoke)

@@ -60,19 +60,18 @@ def test_a_finished_call_is_not_rerun_after_a_crash(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     db = str(tmp_path / "t.db")
     env = {**os.environ, "CRASH_LOG": str(log), "CRASH_BLOCK": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), db, "start"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not (log.exists() and "side ran" in log.read_text()
-                   and "block started" in log.read_text()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(0.5)  # side's result is committed by then (it is written as it returns)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    with subprocess.Popen([sys.executable, str(script), db, "start"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        try:
+            deadline = time.monotonic() + 30
+            while not (log.exists() and "side ran" in log.read_text()
+                       and "block started" in log.read_text()):
+                assert proc.poll() is None, "the first run ended early"
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            time.sleep(0.5)  # side's result is committed by then (written as it returns)
+        finally:
+            proc.send_signal(signal.SIGKILL)
     env["CRASH_BLOCK"] = "0"
     done = subprocess.run([sys.executable, str(script), db, "resume"], env=env,
                           capture_output=True, text=True, timeout=60)

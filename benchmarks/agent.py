@@ -22,6 +22,7 @@ and trigraph's in a run (appending to the list it returned before) and cold
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -35,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 TEXT = "Looking it up."
+_COUNTER = itertools.count()  # fresh message ids for the add_messages timings
 
 
 def script_for(turns: int) -> Any:
@@ -141,40 +143,51 @@ def per_write(sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> dict[str, dict[i
     else:
         out = {"LangGraph": {}, **out}
 
-    def timed(fn: Any, reps: int) -> float:
-        samples = []
-        for _ in range(5):
-            start = time.perf_counter()
-            fn(reps)
-            samples.append((time.perf_counter() - start) / reps)
-        return statistics.median(samples)
+    def median_per_call(run: Any, reps: int) -> float:
+        """*run(reps)* returns its own elapsed time (setup left out); median of 5."""
+        return statistics.median(run(reps) for _ in range(5)) / reps
 
     for n in sizes:
         reps = max(20, 200_000 // n)
-        history = [HumanMessage(f"m{i}", id=f"id-{i}") if i % 2 else AIMessage(f"m{i}",
-                   id=f"id-{i}") for i in range(n)]
+        base = [HumanMessage(f"m{i}", id=f"id-{i}") if i % 2 else
+                AIMessage(f"m{i}", id=f"id-{i}") for i in range(n)]
 
-        def in_run(reps: int, history: list[Any] = history) -> None:
-            h = tg_add(history, [])
+        def fresh(reps: int, cls: Any = AIMessage) -> list[Any]:
+            return [[cls("new", id=f"new-{next(_COUNTER)}")] for _ in range(reps)]
+
+        def in_run(reps: int, base: list[Any] = base) -> float:
+            # As in a run: each write appends to the list the reducer returned before.
+            history = tg_add(base, [])
+            new = fresh(reps)
+            start = time.perf_counter()
             for i in range(reps):
-                h = tg_add(h, [AIMessage("new", id=f"new-{i}")])
+                history = tg_add(history, new[i])
+            return time.perf_counter() - start
 
-        def cold(reps: int, history: list[Any] = history) -> None:
+        def cold(reps: int, base: list[Any] = base) -> float:
+            # A list the reducer has not seen (e.g. just read from a checkpoint).
+            copies = [list(base) for _ in range(reps)]
+            new = fresh(reps)
+            start = time.perf_counter()
             for i in range(reps):
-                tg_add(list(history), [AIMessage("new", id=f"new-{i}")])
+                tg_add(copies[i], new[i])
+            return time.perf_counter() - start
 
-        out["trigraph (in a run)"][n] = timed(in_run, reps)
-        out["trigraph (cold)"][n] = timed(cold, max(5, reps // 10))
+        out["trigraph (in a run)"][n] = median_per_call(in_run, reps)
+        out["trigraph (cold)"][n] = median_per_call(cold, max(5, reps // 4))
         if lg_add is not None:
-            lc_history = [LcHuman(content=f"m{i}", id=f"id-{i}") if i % 2 else
-                          LcAI(content=f"m{i}", id=f"id-{i}") for i in range(n)]
+            lc_base = [LcHuman(content=f"m{i}", id=f"id-{i}") if i % 2 else
+                       LcAI(content=f"m{i}", id=f"id-{i}") for i in range(n)]
 
-            def langgraph(reps: int, history: list[Any] = lc_history) -> None:
-                h = history
+            def langgraph(reps: int, base: list[Any] = lc_base) -> float:
+                new = [[LcAI(content="new", id=f"new-{next(_COUNTER)}")] for _ in range(reps)]
+                history = lg_add(base, [])
+                start = time.perf_counter()
                 for i in range(reps):
-                    h = lg_add(h, [LcAI(content="new", id=f"new-{i}")])
+                    history = lg_add(history, new[i])
+                return time.perf_counter() - start
 
-            out["LangGraph"][n] = timed(langgraph, max(5, reps // 10))
+            out["LangGraph"][n] = median_per_call(langgraph, max(5, reps // 4))
     return out
 
 

@@ -376,3 +376,23 @@ async def test_memory_checkpointer_fixture_is_not_needed_without_a_thread() -> N
     final = await graph(ToolNode([echo]), MemoryCheckpointer()).ainvoke(
         calls(("echo", {"text": "hi"})))
     assert answers(final) == [("c0", "success", "hi")]
+
+
+async def test_calls_that_share_an_id_each_run_once(cp: Checkpointer) -> None:
+    runs: list[int] = []
+
+    async def note(n: int) -> str:
+        runs.append(n)
+        return str(n)
+
+    async def ask() -> str:
+        return str(interrupt("go on?"))
+
+    ai = AIMessage(tool_calls=[ToolCall("note", {"n": 1}, "dup"), ToolCall("note", {"n": 2}, "dup"),
+                               ToolCall("ask", {}, "c2")], id="ai")
+    agent = graph(ToolNode([note, ask]), cp)
+    await agent.ainvoke({"messages": [ai]}, thread="t")
+    final = await agent.ainvoke(Command(resume="yes"), thread="t")
+    assert sorted(runs) == [1, 2]
+    assert answers(final) == [("dup", "success", "1"), ("dup", "success", "2"),
+                              ("c2", "success", "yes")]

@@ -195,7 +195,13 @@ class ToolNode:
         return f"<ToolNode {list(self.tools)}>"
 
     async def __call__(self, state: Any) -> AsyncIterator[Command[Any]]:
-        """The node: yields the answers as ``Command`` updates, in call order."""
+        """The node: yields the answers as ``Command`` updates, in call order.
+
+        Cancellation:
+          Every call is cancelled and waited for before the cancellation
+          propagates; nothing is yielded. Calls that had finished are
+          recorded with the task (``trigraph.once``) and are not run again.
+        """
         for update in await self._answers(state):
             yield update
 
@@ -234,9 +240,15 @@ class ToolNode:
         results: list[Any] = [None] * len(calls)
         paused: list[tuple[int, GraphInterrupt]] = []
 
+        seen: set[str | None] = set()
+        keys = []
+        for i, call in enumerate(calls):  # a call's id names its result; a repeated id
+            keys.append(call.id if call.id and call.id not in seen else f"{call.id}#{i}")
+            seen.add(call.id)
+
         async def one(i: int, call: ToolCall | InvalidToolCall) -> None:
             try:
-                results[i] = await run(call.id or f"#{i}", self._call, call, state, limiter,
+                results[i] = await run(keys[i], self._call, call, state, limiter,
                                          decisions.get(call.id or ""))
             except GraphInterrupt as gi:
                 paused.append((i, gi))

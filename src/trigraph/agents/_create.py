@@ -15,16 +15,14 @@ import inspect
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, get_args, get_origin, get_type_hints
 
-from .._exceptions import GraphValidationError
-from .._graph import StateGraph
-from .._types import END, START
+from .. import END, START, GraphValidationError, StateGraph
 from ..messages import AIMessage, HumanMessage, MessagesState, SystemMessage, to_message
 from ..tools import ToolNode, tools_condition
 from ._errors import MaxTurnsError
 
 if TYPE_CHECKING:
-    from .._abc import Checkpointer
-    from .._compiled import CompiledGraph
+    from .. import CompiledGraph
+    from ..abc import Checkpointer
 
 __all__ = ["create_agent"]
 

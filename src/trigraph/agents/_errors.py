@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .._exceptions import TrigraphError
+from .. import TrigraphError
 from .._util import final
 
 __all__ = ["MaxTurnsError"]

@@ -22,8 +22,8 @@ Example:
 .. versionadded:: 0.2
 """
 
+from .. import Command as _Command
 from .._serde import default_serializer as _serializer
-from .._types import Command as _Command
 from .._util import fixup_module_metadata as _fixup
 from ._errors import (
     ToolDefinitionError as ToolDefinitionError,

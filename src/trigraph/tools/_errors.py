@@ -15,7 +15,7 @@ not JSON) are never raised: ``ToolNode`` answers them with an error
 
 from __future__ import annotations
 
-from .._exceptions import TrigraphError
+from .. import TrigraphError
 from .._util import final
 
 __all__ = ["ToolDefinitionError", "ToolTimeoutError"]

@@ -30,7 +30,7 @@ from ._exceptions import (
     TrigraphError as TrigraphError,
 )
 from ._graph import StateGraph as StateGraph
-from ._serde import JsonSerializer as JsonSerializer
+from ._serde import JsonSerializer as JsonSerializer, register_type as register_type
 from ._types import (
     END as END,
     START as START,

@@ -22,7 +22,7 @@ Example:
 .. versionadded:: 0.2
 """
 
-from .._serde import default_serializer as _serializer
+from .. import register_type as _register
 from .._util import fixup_module_metadata as _fixup
 from ._convert import (
     convert_to_messages as convert_to_messages,
@@ -52,5 +52,5 @@ del _fixup
 
 for _cls in (AIMessage, HumanMessage, SystemMessage, ToolMessage, RemoveMessage, ToolCall,
              InvalidToolCall, Usage):
-    _serializer.register(_cls)
-del _cls, _serializer
+    _register(_cls)
+del _cls, _register

@@ -22,8 +22,7 @@ Example:
 .. versionadded:: 0.2
 """
 
-from .. import Command as _Command
-from .._serde import default_serializer as _serializer
+from .. import Command as _Command, register_type as _register
 from .._util import fixup_module_metadata as _fixup
 from ._errors import (
     ToolDefinitionError as ToolDefinitionError,
@@ -40,5 +39,5 @@ from ._tool import (
 _fixup(__name__, globals())
 del _fixup
 
-_serializer.register(_Command)  # a tool's Command is recorded as a call's result
-del _serializer
+_register(_Command)  # a tool's Command is recorded as a call's result
+del _register

@@ -437,3 +437,11 @@ def test_demo_streams_tokens_live_on_a_terminal(tmp_path: Path) -> None:
     assert b"step 1: " in out  # the spinner names the running nodes
     # NO_COLOR: styles such as bold may stay, colours go.
     assert not re.search(rb"\x1b\[[0-9;]*(3[0-9]|9[0-7])m", out)
+
+
+def test_json_lines_keep_a_message_s_role() -> None:
+    from trigraph._cli._render import to_json
+    from trigraph.messages import AIMessage, HumanMessage
+
+    rows = json.loads(to_json([HumanMessage("hi", id="1"), AIMessage("yo", id="2")]))
+    assert [(r["type"], r["content"]) for r in rows] == [("human", "hi"), ("ai", "yo")]

@@ -57,7 +57,9 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, Opaque):
         return obj.fields
     if attrs.has(type(obj)):
-        return {a.name: getattr(obj, a.name) for a in attrs.fields(type(obj))}
+        kind = getattr(type(obj), "type", None)  # a message's role: "ai", "human", ...
+        head = {"type": kind} if isinstance(kind, str) else {}
+        return head | {a.name: getattr(obj, a.name) for a in attrs.fields(type(obj))}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if isinstance(obj, (set, frozenset)):

@@ -31,6 +31,7 @@ def test_the_person_approves_the_booking(tmp_path: Path) -> None:
     assert "please answer y or n" in done.stderr
     assert "Done: you fly FR 8145" in done.stdout
     assert "searching Ryanair" in done.stdout  # the tool's progress streamed
+    assert "cancelled" not in done.stdout  # pausing for approval is not a cancellation
 
 
 def test_a_closed_stdin_leaves_the_thread_waiting(tmp_path: Path) -> None:

@@ -235,6 +235,9 @@ class LiveRenderer(Renderer):
                 line.append(_one_line(event.data))
                 self._line(line)
         elif isinstance(event, Interrupted):
+            if event.ns == ():  # a paused task is not a cancelled one
+                for task_id in [t for t, n in self._running.items() if n == event.node]:
+                    del self._running[task_id]
             self._flush_step()
         self._refresh_status()
 

@@ -445,3 +445,32 @@ def test_json_lines_keep_a_message_s_role() -> None:
 
     rows = json.loads(to_json([HumanMessage("hi", id="1"), AIMessage("yo", id="2")]))
     assert [(r["type"], r["content"]) for r in rows] == [("human", "hi"), ("ai", "yo")]
+
+
+@pytest.mark.slow
+def test_a_thread_another_run_holds_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import trio
+
+    from trigraph import SqliteCheckpointer
+
+    db = tmp_path / "t.db"
+    first = cli("run", target("counter"), "--thread", "t1", "--db", str(db), "--input",
+                '{"n": 1}', "--json")
+    assert first.returncode == 0, first.stderr
+
+    async def hold_and_try() -> subprocess.CompletedProcess[str]:
+        async with SqliteCheckpointer(db) as cp:
+            lock = await cp.lock_thread("t1")  # as a run in this process would
+            try:
+                return await trio.to_thread.run_sync(
+                    lambda: cli("run", target("counter"), "--thread", "t1", "--db", str(db),
+                                "--input", '{"n": 5}')
+                )
+            finally:
+                await cp.unlock_thread(lock)
+
+    line = assert_clean_failure(trio.run(hold_and_try), 1)
+    assert line == (
+        "trigraph: thread 't1' has a run in progress (a run in another process); one thread "
+        "runs one run at a time: wait for it to finish (or cancel it), or use another thread"
+    )

@@ -33,6 +33,7 @@ from .._exceptions import (
     EmptyInputError,
     InvalidUpdateError,
     SerializationError,
+    ThreadBusyError,
     TrigraphError,
 )
 from .._graph import StateGraph
@@ -288,6 +289,10 @@ def _node_and_step(exc: BaseException) -> tuple[str, str] | None:
 
 async def _failed(graph: CompiledGraph, job: Job, seen: _Seen, exc: Exception) -> int:
     leaves = _leaves(exc)
+    busy = [e for e in leaves if isinstance(e, ThreadBusyError)]
+    if busy:  # another run has the thread: nothing to fix, nothing to resume here
+        error(one_line(busy[0]))
+        return 1
     # The engine's input checks raise before any node starts and add no note;
     # a note means user code (a router, a reducer) ran and failed.
     bad_input = not seen.started and all(

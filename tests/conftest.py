@@ -3,19 +3,29 @@
 Hypothesis profiles: ``ci`` (the default: derandomized, 25 examples, no
 deadline) and ``thorough`` (500 examples); pick one with the environment
 variable ``HYPOTHESIS_PROFILE``.
+
+Checkpointers: the ``stores``/``cp`` fixtures run a test on each store
+(memory, SQLite, PostgreSQL). PostgreSQL is the server named by
+``$TRIGRAPH_TEST_PG_DSN``, else a disposable one started for the session
+(``_pg.PgServer``) and stopped at the end; each test gets a schema of its own,
+dropped after it. Without PostgreSQL binaries (or psycopg) the PostgreSQL
+params are skipped, saying why; with ``CI=true`` or
+``TRIGRAPH_REQUIRE_POSTGRES=1`` that is a failure instead.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from _helpers import TaskTracker
+from _pg import PgServer, missing_reason
+from _stores import Stores
 from hypothesis import settings
 
-from trigraph import MemoryCheckpointer, SqliteCheckpointer
 from trigraph.abc import Checkpointer
 
 settings.register_profile("ci", derandomize=True, max_examples=25, deadline=None)
@@ -40,11 +50,63 @@ def task_tracker() -> Iterator[TaskTracker]:
 
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def cp(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Checkpointer]:
-    """Each checkpointer in turn (SQLite on a file in *tmp_path*), closed after."""
-    store: Checkpointer = (
-        MemoryCheckpointer() if request.param == "memory" else SqliteCheckpointer(tmp_path / "t.db")
-    )
-    yield store
-    await store.aclose()
+def postgres_required() -> bool:
+    """Whether a missing PostgreSQL fails the run (CI) instead of skipping."""
+    return (os.environ.get("CI", "").lower() == "true"
+            or os.environ.get("TRIGRAPH_REQUIRE_POSTGRES") == "1")
+
+
+def _no_postgres(reason: str) -> None:
+    if postgres_required():
+        pytest.fail(f"PostgreSQL tests are required here (CI=true or "
+                    f"TRIGRAPH_REQUIRE_POSTGRES=1) but {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """The DSN of a PostgreSQL server for the session (see the module docstring)."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        _no_postgres('psycopg is not installed (pip install -e ".[test]")')
+    given = os.environ.get("TRIGRAPH_TEST_PG_DSN")
+    if given:
+        yield given
+        return
+    reason = missing_reason()
+    if reason is not None:
+        _no_postgres(reason)
+    try:
+        server = PgServer.start()
+    except RuntimeError as exc:
+        _no_postgres(f"the disposable server did not start: {exc}")
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+CHECKPOINTERS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture(params=CHECKPOINTERS)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """Each kind of checkpointer in turn (SQLite on a file in *tmp_path*;
+    PostgreSQL in a fresh schema of the session's server), closed after."""
+    kind: str = request.param
+    s = Stores(kind, tmp_path / "t.db")
+    if kind == "postgres":
+        s.dsn = request.getfixturevalue("pg_dsn")
+        s.schema = f"t_{secrets.token_hex(6)}"
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+@pytest.fixture
+def cp(stores: Stores) -> Checkpointer:
+    """Each checkpointer in turn (see ``stores``), closed after."""
+    return stores.cp

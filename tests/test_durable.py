@@ -2,9 +2,10 @@
 time travel, ``update_state``, human-in-the-loop interrupts, the three
 durability modes, and what cancellation, timeouts and ``stop=`` leave behind.
 
-Tests whose behaviour does not depend on the store run on both checkpointers
-(the ``store`` fixture); the SQLite variant also reopens the file with a new
-``SqliteCheckpointer`` and a newly compiled graph where a test says "rebuilt".
+Tests whose behaviour does not depend on the store run on every checkpointer
+(the ``store`` fixture: ``conftest.stores``); the SQLite and PostgreSQL
+variants also reopen the storage with a new checkpointer and a newly compiled
+graph where a test says "rebuilt".
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import functools
 import itertools
 import operator
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypedDict
 
 import attrs
 import pytest
 import trio
 import trio.testing
+from _stores import Stores
 
 from trigraph import (
     END,
@@ -35,7 +36,6 @@ from trigraph import (
     NodeTimeoutError,
     RunTimeoutError,
     Send,
-    SqliteCheckpointer,
     StateGraph,
     TrigraphError,
     interrupt,
@@ -46,36 +46,13 @@ from trigraph.events import Event, Interrupted, Update
 # -- fixtures and helpers ---------------------------------------------------
 
 
-@attrs.define
-class Store:
-    """A checkpointer under test, and a way to open its storage afresh."""
-
-    kind: str
-    path: Path
-    opened: list[Checkpointer]
-
-    @property
-    def cp(self) -> Checkpointer:
-        return self.opened[0]
-
-    def reopen(self) -> Checkpointer:
-        """A checkpointer on the same storage (a new object for SQLite)."""
-        if self.kind == "memory":
-            return self.opened[0]
-        cp = SqliteCheckpointer(self.path)
-        self.opened.append(cp)
-        return cp
+Store = Stores
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    kind: str = request.param
-    path = tmp_path / "t.db"
-    first: Checkpointer = MemoryCheckpointer() if kind == "memory" else SqliteCheckpointer(path)
-    s = Store(kind, path, [first])
-    yield s
-    for cp in s.opened:
-        await cp.aclose()
+@pytest.fixture
+def store(stores: Stores) -> Stores:
+    """The checkpointer under test (every kind, from ``conftest.stores``)."""
+    return stores
 
 
 class State(TypedDict, total=False):

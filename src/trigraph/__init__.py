@@ -43,6 +43,7 @@ from ._types import (
 )
 from ._util import fixup_module_metadata as _fixup
 from ._version import __version__ as __version__
+from .postgres import PostgresCheckpointer as PostgresCheckpointer
 
 _fixup(__name__, globals())
 del _fixup

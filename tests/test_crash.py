@@ -2,6 +2,10 @@
 step resumes in a fresh process to the state an uninterrupted run reaches,
 without re-running a finished step; interrupt ids survive a restart.
 
+Each test runs on SQLite and on PostgreSQL (the ``backend`` fixture). On
+SQLite the kernel drops a dead process's claim at once; on PostgreSQL the
+claim is a lease (1 s here) that lapses by itself.
+
 These tests start Python subprocesses and wait for them in real time.
 """
 
@@ -20,10 +24,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
 import pytest
 import trio
+from _stores import Stores
 
-from trigraph import Command, SqliteCheckpointer, ThreadBusyError
+from trigraph import Command, ThreadBusyError
+from trigraph.abc import Checkpointer
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +45,10 @@ from typing import Annotated, TypedDict
 
 import trio
 
-from trigraph import END, START, Command, Send, SqliteCheckpointer, StateGraph, interrupt, once
+from trigraph import (
+    END, START, Command, PostgresCheckpointer, Send, SqliteCheckpointer, StateGraph, interrupt,
+    once,
+)
 
 LOG = os.environ.get("CRASH_LOG", "")
 BLOCK = os.environ.get("CRASH_BLOCK") == "1"
@@ -133,8 +143,14 @@ def build_once(cp):
     return g.compile(checkpointer=cp)
 
 
+def open_cp(db: str):
+    if db.startswith("host="):
+        return PostgresCheckpointer(db, schema=os.environ["CRASH_SCHEMA"], lock_ttl=1)
+    return SqliteCheckpointer(db)
+
+
 async def main(mode: str, db: str) -> None:
-    async with SqliteCheckpointer(db) as cp:
+    async with open_cp(db) as cp:
         if mode == "run":
             out = await build(cp).ainvoke({"log": [], "n": 0}, thread="job")
         elif mode == "resume":
@@ -159,6 +175,51 @@ if __name__ == "__main__":
 '''
 
 
+@attrs.define
+class Backend:
+    """Where the script keeps its thread: ``db`` as passed to it, and openers here."""
+
+    stores: Stores
+    ref: Stores
+    db: str
+
+    def open(self) -> Checkpointer:
+        return self.stores.open(**({"lock_ttl": 1} if self.stores.kind == "postgres" else {}))
+
+    async def wait_for_lapse(self, thread: str) -> None:
+        """On PostgreSQL, wait until a dead process's claim has lapsed."""
+        if self.stores.kind != "postgres":
+            return
+        cp = self.open()
+        for _ in range(100):  # at most 5 s; the lease is 1 s
+            try:
+                lock = await cp.lock_thread(thread)
+            except ThreadBusyError:
+                await trio.sleep(0.05)
+                continue
+            await cp.unlock_thread(lock)
+            return
+        pytest.fail("the dead process's claim never lapsed")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    kind: str = request.param
+    stores = Stores(kind, tmp_path / "job.db")
+    ref = Stores(kind, tmp_path / "ref.db")
+    if kind == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        for s, name in ((stores, "job"), (ref, "ref")):
+            s.dsn, s.schema = dsn, f"crash_{name}_{os.getpid()}_{tmp_path.name}"[:60]
+    db = stores.dsn if kind == "postgres" else str(stores.path)
+    assert db is not None
+    try:
+        yield Backend(stores, ref, db)
+    finally:
+        await stores.aclose()
+        await ref.aclose()
+
+
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
     path = tmp_path / "crash_graph.py"
@@ -180,18 +241,21 @@ def load(script: Path, log: Path) -> ModuleType:
     return module
 
 
-def env(log: Path, *, block: bool = False) -> dict[str, str]:
+def env(log: Path, *, block: bool = False, schema: str | None = None) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path),
         "CRASH_LOG": str(log),
         "CRASH_BLOCK": "1" if block else "0",
+        "CRASH_SCHEMA": schema or "",
     }
 
 
-async def run_script(script: Path, log: Path, *args: str) -> dict[str, Any]:
+async def run_script(
+    script: Path, log: Path, *args: str, schema: str | None = None
+) -> dict[str, Any]:
     done = await trio.run_process(
-        [sys.executable, str(script), *args], env=env(log), capture_stdout=True,
+        [sys.executable, str(script), *args], env=env(log, schema=schema), capture_stdout=True,
         capture_stderr=True, check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
@@ -209,7 +273,7 @@ def lines(log: Path) -> Counter[str]:
 
 async def kill_mid_step_4(
     script: Path,
-    db: Path,
+    backend: Backend,
     log: Path,
     err: Path,
     before_kill: Callable[[], Awaitable[None]] | None = None,
@@ -222,7 +286,8 @@ async def kill_mid_step_4(
     run still holds its thread)."""
     with err.open("wb") as stderr:
         proc = await trio.lowlevel.open_process(
-            [sys.executable, str(script), mode, str(db)], env=env(log, block=True),
+            [sys.executable, str(script), mode, backend.db],
+            env=env(log, block=True, schema=backend.stores.schema),
             stdout=subprocess.DEVNULL, stderr=stderr,
         )
     try:
@@ -247,88 +312,103 @@ async def kill_mid_step_4(
 
 
 async def test_sigkill_mid_step_then_resume_in_a_fresh_process(
-    script: Path, tmp_path: Path
+    script: Path, tmp_path: Path, backend: Backend
 ) -> None:
-    db, log = tmp_path / "job.db", tmp_path / "side.log"
-    await kill_mid_step_4(script, db, log, tmp_path / "stderr.txt")
+    log = tmp_path / "side.log"
+    await kill_mid_step_4(script, backend, log, tmp_path / "stderr.txt")
     assert lines(log)["s4"] == 1
 
     module = load(script, tmp_path / "unused.log")
-    async with SqliteCheckpointer(db) as cp:
-        snap = await module.build(cp).get_state("job")
+    cp = backend.open()
+    graph = module.build(cp)
+    snap = await graph.get_state("job")
     assert (snap.step, snap.next) == (3, ("s4",))
     assert snap.values["log"] == ["s1", "s2", "w0", "w1", "w2", "s3"]
+    if backend.stores.kind == "postgres":
+        # The dead process's lease still holds the thread, for at most its ttl.
+        with pytest.raises(ThreadBusyError, match="another process"):
+            await graph.ainvoke(None, thread="job")
+        await backend.wait_for_lapse("job")
 
-    resumed = await run_script(script, log, "resume", str(db))
+    resumed = await run_script(script, log, "resume", backend.db, schema=backend.stores.schema)
 
-    ref_log = tmp_path / "ref.log"
-    reference = load(script, ref_log)
-    async with SqliteCheckpointer(tmp_path / "ref.db") as cp:
-        expected = await reference.build(cp).ainvoke({"log": [], "n": 0}, thread="job")
+    reference = load(script, tmp_path / "ref.log")
+    expected = await reference.build(backend.ref.open()).ainvoke({"log": [], "n": 0}, thread="job")
     assert resumed == expected
     assert expected["log"] == ["s1", "s2", "w0", "w1", "w2", "s3", "s4", "s5", "s6"]
     # Steps 1-3 ran once; step 4 twice (killed, then resumed); 5 and 6 once.
     assert lines(log) == Counter(
         {"s1": 1, "s2": 1, "w0": 1, "w1": 1, "w2": 1, "s3": 1, "s4": 2, "s5": 1, "s6": 1}
     )
-    async with SqliteCheckpointer(db) as cp:
-        final = await module.build(cp).get_state("job")
-        history = await cp.history("job", "")
+    final = await graph.get_state("job")
+    history = await cp.history("job", "")
     assert (final.values, final.step, final.next) == (expected, 6, ())
     assert [r.step for r in history] == [6, 5, 4, 3, 2, 1, 0]
 
 
 async def test_a_thread_another_process_runs_is_busy_until_that_process_dies(
-    script: Path, tmp_path: Path
+    script: Path, tmp_path: Path, backend: Backend
 ) -> None:
-    db, log = tmp_path / "job.db", tmp_path / "side.log"
+    log = tmp_path / "side.log"
     module = load(script, tmp_path / "here.log")
+    cp = backend.open()
+    graph = module.build(cp)
 
     async def while_it_runs() -> None:
-        async with SqliteCheckpointer(db) as cp:
-            graph = module.build(cp)
+        with pytest.raises(ThreadBusyError, match="in another process"):
+            await graph.ainvoke(None, thread="job")
+        with pytest.raises(ThreadBusyError):
+            await graph.update_state("job", {"n": 100})
+        # Reading is never blocked, and nothing was written by the refused calls.
+        assert (await graph.get_state("job")).step == 3
+        assert len(await cp.history("job", "")) == 4
+        if backend.stores.kind == "postgres":
+            # The live process renews its lease (1 s) every third of it.
+            await trio.sleep(1.5)
             with pytest.raises(ThreadBusyError, match="in another process"):
                 await graph.ainvoke(None, thread="job")
-            with pytest.raises(ThreadBusyError):
-                await graph.update_state("job", {"n": 100})
-            # Reading is never blocked, and nothing was written by the refused calls.
-            assert (await graph.get_state("job")).step == 3
-            assert len(await cp.history("job", "")) == 4
 
-    await kill_mid_step_4(script, db, log, tmp_path / "stderr.txt", while_it_runs)
-    # The kernel dropped the dead process's claim: the thread is free at once.
-    async with SqliteCheckpointer(db) as cp:
-        out = await module.build(cp).ainvoke(None, thread="job")
+    await kill_mid_step_4(script, backend, log, tmp_path / "stderr.txt", while_it_runs)
+    # SQLite: the kernel dropped the dead process's claim, the thread is free at once;
+    # PostgreSQL: its lease lapses within the ttl.
+    await backend.wait_for_lapse("job")
+    out = await graph.ainvoke(None, thread="job")
     assert out["log"] == ["s1", "s2", "w0", "w1", "w2", "s3", "s4", "s5", "s6"]
     assert lines(tmp_path / "here.log") == Counter({"s4": 1, "s5": 1, "s6": 1})
 
 
-async def test_interrupt_ids_survive_a_restart(script: Path, tmp_path: Path) -> None:
-    db, log = tmp_path / "ask.db", tmp_path / "side.log"
-    paused = await run_script(script, log, "ask", str(db))
+async def test_interrupt_ids_survive_a_restart(
+    script: Path, tmp_path: Path, backend: Backend
+) -> None:
+    log = tmp_path / "side.log"
+    schema = backend.stores.schema
+    paused = await run_script(script, log, "ask", backend.db, schema=schema)
     ids = dict(paused["__interrupt__"])
     assert sorted(ids) == ["ask1", "ask2"]
     # Read back by another process, and by this one: the same ids.
-    again = await run_script(script, log, "ids", str(db))
+    again = await run_script(script, log, "ids", backend.db, schema=schema)
     assert dict(again["ids"]) == ids
     module = load(script, log)
-    async with SqliteCheckpointer(db) as cp:
-        graph = module.build_ask(cp)
-        assert {i.node: i.id for i in (await graph.get_state("job")).interrupts} == ids
-        # Answer ask1 here; ask2 stays pending under its id.
-        partial = await graph.ainvoke(Command(resume={ids["ask1"]: "yes"}), thread="job")
-        assert [(i.node, i.id) for i in partial["__interrupt__"]] == [("ask2", ids["ask2"])]
+    graph = module.build_ask(backend.open())
+    assert {i.node: i.id for i in (await graph.get_state("job")).interrupts} == ids
+    # Answer ask1 here; ask2 stays pending under its id.
+    partial = await graph.ainvoke(Command(resume={ids["ask1"]: "yes"}), thread="job")
+    assert [(i.node, i.id) for i in partial["__interrupt__"]] == [("ask2", ids["ask2"])]
     # A fresh process answers the one left with a bare value.
-    final = await run_script(script, log, "answer", str(db), "no")
+    final = await run_script(script, log, "answer", backend.db, "no", schema=schema)
     assert final == {"log": ["s1", "ask1:yes", "ask2:no", "s2"], "n": 1}
     assert lines(log) == Counter({"s1": 1, "ask1": 2, "ask2": 3, "s2": 1})
 
 
-async def test_a_side_effect_in_once_survives_a_sigkill(script: Path, tmp_path: Path) -> None:
-    db, log = tmp_path / "once.db", tmp_path / "side.log"
-    await kill_mid_step_4(script, db, log, tmp_path / "stderr.txt", mode="once", mark="recorded")
-    resumed = await run_script(script, log, "once-resume", str(db))
+async def test_a_side_effect_in_once_survives_a_sigkill(
+    script: Path, tmp_path: Path, backend: Backend
+) -> None:
+    log = tmp_path / "side.log"
+    await kill_mid_step_4(script, backend, log, tmp_path / "stderr.txt", mode="once",
+                          mark="recorded")
+    await backend.wait_for_lapse("job")
+    resumed = await run_script(script, log, "once-resume", backend.db,
+                               schema=backend.stores.schema)
     assert resumed == {"log": ["mailed ada"], "n": 0}
     # The node ran twice (killed, then resumed); the mail went out once.
     assert lines(log) == Counter({"fx": 2, "mail": 1, "recorded": 2})
-

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import sys
 from typing import Any
 
@@ -70,11 +71,12 @@ def run_agent_demo(db_option: str | None, as_json: bool) -> int:
         snapshot = trio.run(_current_state, graph, db, thread)
         if not snapshot.interrupts:
             break
-        hint = resume_command(TARGET, thread, db_option, "--resume",
+        shown = None if db_option is None else str(db)  # a password shows as ***
+        hint = resume_command(TARGET, thread, shown, "--resume",
                               '{"decisions": [{"type": "approve"}]}')
         answers = {i.id: _decisions(i, hint) for i in snapshot.interrupts}
         data = Command(resume=answers if len(answers) > 1 else next(iter(answers.values())))
-    where = "" if db_option is None else f" --db {db_option}"
+    where = "" if db_option is None else f" --db {shlex.quote(str(db))}"
     print(f"\nthe agent ran on thread {thread!r}, kept in {db}; look at it with:\n"
           f"  trigraph state --thread {thread}{where}", file=sys.stderr, flush=True)
     return 0

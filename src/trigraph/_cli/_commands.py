@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ from ._render import (
     snapshot_dict,
     to_json,
 )
-from ._run import Job, error, execute, open_db, resolve_db
+from ._run import Db, Job, error, execute, open_db, resolve_db
 
 __all__ = ["dispatch"]
 
@@ -77,8 +78,10 @@ def _modes(text: str | None) -> frozenset[str] | None:
     return modes
 
 
-def _unknown_thread(thread: str, db: Path) -> UsageError:
-    return UsageError(f"no thread {thread!r} in {db} ('trigraph threads --db {db}' lists them)")
+def _unknown_thread(thread: str, db: Db) -> UsageError:
+    return UsageError(
+        f"no thread {thread!r} in {db} ('trigraph threads --db {shlex.quote(str(db))}' lists them)"
+    )
 
 
 # -- run, resume, demo -------------------------------------------------------
@@ -94,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _current_state(
-    graph: CompiledGraph | StateGraph[Any], db: Path, thread: str
+    graph: CompiledGraph | StateGraph[Any], db: Db, thread: str
 ) -> StateSnapshot:
     async with open_db(db, must_exist=True) as cp:
         try:
@@ -162,7 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     question = {"question": "How do Trio nurseries make parallel research safe?"}
     status = execute(Job(graph, TARGET, question, thread, db, args.db, None, args.json))
     if status == 0:
-        where = "" if args.db is None else f" --db {args.db}"
+        where = "" if args.db is None else f" --db {shlex.quote(str(db))}"
         print(f"\nthe demo ran on thread {thread!r}, kept in {db}; look at it with:\n"
               f"  trigraph state --thread {thread}{where}\n"
               f"  trigraph history --thread {thread}{where}", file=sys.stderr, flush=True)
@@ -172,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- inspection --------------------------------------------------------------
 
 
-async def _threads(db: Path, as_json: bool) -> int:
+async def _threads(db: Db, as_json: bool) -> int:
     async with open_db(db, must_exist=True) as cp:
         rows = []
         for thread in await cp.threads():
@@ -268,13 +271,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 _TARGET_HELP = "a graph: MODULE:ATTR or FILE.py:ATTR (ATTR may be left out if there is one)"
-_DB_HELP = "the SQLite checkpoint file (default: ./.trigraph/threads.db)"
+_DB_HELP = ("the SQLite checkpoint file (default: ./.trigraph/threads.db), or a "
+            "postgresql:// URL (needs the postgres extra)")
 
 
 def _parser() -> _Parser:
     parser = _Parser(
         prog="trigraph",
-        description="Run and inspect trigraph graphs; durable threads live in SQLite.",
+        description="Run and inspect trigraph graphs; durable threads live in SQLite "
+                    "or PostgreSQL.",
         epilog="exit status: 0 done or paused, 1 the run failed, 2 bad usage or input, "
                "130 cancelled (Ctrl-C)",
     )
@@ -287,7 +292,7 @@ def _parser() -> _Parser:
         return p
 
     def streaming(p: _Parser) -> None:
-        p.add_argument("--db", metavar="PATH", help=_DB_HELP)
+        p.add_argument("--db", metavar="PATH|URL", help=_DB_HELP)
         p.add_argument("--mode", metavar="MODES", help=(
             "comma-separated stream modes to show: values,updates,custom,messages,tasks "
             "(default: tasks,messages,custom; with --json: tasks,updates,custom,messages)"))
@@ -308,7 +313,7 @@ def _parser() -> _Parser:
     streaming(p)
 
     p = command("threads", "list the threads of a checkpoint database", cmd_threads)
-    p.add_argument("--db", metavar="PATH", help=_DB_HELP)
+    p.add_argument("--db", metavar="PATH|URL", help=_DB_HELP)
     p.add_argument("--json", action="store_true", help="print JSON Lines")
 
     for name, help, fn in (("state", "show a thread's latest state", cmd_state),
@@ -317,7 +322,7 @@ def _parser() -> _Parser:
         p.add_argument("target", metavar="TARGET", nargs="?",
                        help="the thread's graph, to decode its values exactly (optional)")
         p.add_argument("--thread", metavar="ID", required=True, help="the thread")
-        p.add_argument("--db", metavar="PATH", help=_DB_HELP)
+        p.add_argument("--db", metavar="PATH|URL", help=_DB_HELP)
         p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("mermaid", "print a graph as a Mermaid flowchart", cmd_mermaid)
@@ -328,7 +333,7 @@ def _parser() -> _Parser:
                 cmd_demo)
     p.add_argument("variant", nargs="?", choices=("research", "agent"), default="research",
                    help="which demo (default: research)")
-    p.add_argument("--db", metavar="PATH", help=_DB_HELP)
+    p.add_argument("--db", metavar="PATH|URL", help=_DB_HELP)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per event (JSON Lines)")
     return parser

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._abc import Checkpointer
 from .._checkpoint_sqlite import SqliteCheckpointer
 from .._compiled import CompiledGraph
 from .._events import Event, Interrupted, TaskStart, Values
@@ -38,10 +39,13 @@ from .._exceptions import (
 )
 from .._graph import StateGraph
 from .._util import collapse
+from ..postgres import PostgresCheckpointer
+from ..postgres._dsn import is_postgres_url, redact_dsn
 from ._load import DEFAULT_DB, UsageError, one_line, with_checkpointer
 from ._render import JsonRenderer, LiveRenderer, Renderer, make_console
 
-__all__ = ["Job", "error", "execute", "open_db", "resolve_db", "resume_command"]
+__all__ = ["Db", "Job", "PgTarget", "error", "execute", "open_db", "resolve_db",
+           "resume_command"]
 
 #: Shown by the live renderer unless ``--mode`` says otherwise.
 LIVE_MODES = frozenset({"tasks", "messages", "custom"})
@@ -59,13 +63,35 @@ def error(message: str) -> None:
     print(f"trigraph: {message}", file=sys.stderr, flush=True)
 
 
-def resolve_db(db: str | None, graph: CompiledGraph | StateGraph[Any] | None) -> Path:
-    """``--db``, else the path of the target's own ``SqliteCheckpointer``, else the default."""
+@attrs.frozen
+class PgTarget:
+    """A PostgreSQL ``--db``: a DSN and the schema holding trigraph's tables.
+
+    ``str()`` is the DSN with its password replaced by ``***``: the only form
+    ever printed.
+    """
+
+    dsn: str = attrs.field(repr=False)
+    schema: str = "trigraph"
+
+    def __str__(self) -> str:
+        return redact_dsn(self.dsn)
+
+
+Db = Path | PgTarget
+"""Where the command keeps threads: a SQLite file or a PostgreSQL database."""
+
+
+def resolve_db(db: str | None, graph: CompiledGraph | StateGraph[Any] | None) -> Db:
+    """``--db`` (a SQLite path or a ``postgresql://`` URL), else the target's own
+    checkpointer's file or database, else the default file."""
     if db is not None:
-        return Path(db)
+        return PgTarget(db) if is_postgres_url(db) else Path(db)
     cp = graph.checkpointer if isinstance(graph, CompiledGraph) else None
     if isinstance(cp, SqliteCheckpointer):
         return cp.path
+    if isinstance(cp, PostgresCheckpointer):
+        return PgTarget(cp._db._dsn, cp.schema)
     return DEFAULT_DB
 
 
@@ -78,23 +104,29 @@ def _check_db_path(path: Path, must_exist: bool) -> None:
 
 
 @asynccontextmanager
-async def open_db(path: Path, *, must_exist: bool) -> AsyncIterator[SqliteCheckpointer]:
-    """A ``SqliteCheckpointer`` on *path*, open for the block.
+async def open_db(db: Db, *, must_exist: bool) -> AsyncIterator[Checkpointer]:
+    """A checkpointer on *db* (a SQLite file or a PostgreSQL database), open for the block.
 
-    With *must_exist*, a missing file is an error rather than a new database
-    (inspecting a thread never creates a file).
+    With *must_exist*, a missing SQLite file is an error rather than a new
+    database (inspecting a thread never creates a file). A PostgreSQL
+    database gets trigraph's schema on first use.
 
     Cancellation:
-      Entering is a checkpoint; leaving closes the connection, shielded.
+      Entering is a checkpoint; leaving closes the connection(s), shielded.
 
     Raises:
-      UsageError: *path* is missing (with *must_exist*), a folder, not a
-        trigraph database, or from a newer trigraph.
+      UsageError: *db* is missing (with *must_exist*), a folder, not a
+        trigraph database, from a newer trigraph, or a server that cannot
+        be reached or refuses the login (within its connect timeout).
     """
-    _check_db_path(path, must_exist)
+    cp: SqliteCheckpointer | PostgresCheckpointer
     try:
-        cp = await SqliteCheckpointer(path).__aenter__()
-    except CheckpointError as exc:
+        if isinstance(db, PgTarget):
+            cp = await PostgresCheckpointer(db.dsn, schema=db.schema).__aenter__()
+        else:
+            _check_db_path(db, must_exist)
+            cp = await SqliteCheckpointer(db).__aenter__()
+    except (CheckpointError, ImportError, ValueError) as exc:
         raise UsageError(one_line(exc)) from exc
     try:
         yield cp
@@ -128,14 +160,15 @@ class Job:
     target: str
     input: Any
     thread: str | None = None
-    db: Path = DEFAULT_DB
+    db: Db = DEFAULT_DB
     db_option: str | None = None
     show: frozenset[str] | None = None
     json: bool = False
 
     def hint(self, *extra: str) -> str:
         assert self.thread is not None
-        return resume_command(self.target, self.thread, self.db_option, *extra)
+        db = None if self.db_option is None else str(resolve_db(self.db_option, None))
+        return resume_command(self.target, self.thread, db, *extra)
 
 
 @attrs.define

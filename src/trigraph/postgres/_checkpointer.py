@@ -258,9 +258,11 @@ class PostgresCheckpointer:
         if conn.execute(self._sql.claim, (thread, token, self._owner, ttl)).fetchone():
             return
         row = conn.execute(self._sql.holder, (thread,)).fetchone()
-        holder = None if row is None else (
-            f"a run on {row[0]}; its claim lapses in {math.ceil(row[1])} s unless renewed"
-        )
+        holder = None
+        if row is not None:
+            who = ("another run in this process" if row[0] == self._owner
+                   else f"a run in another process: {row[0]}")
+            holder = f"{who}; its claim lapses in {math.ceil(row[1])} s unless renewed"
         raise ThreadBusyError(thread, holder=holder)
 
     async def lock_thread(self, thread: str) -> ThreadLock:

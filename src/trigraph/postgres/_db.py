@@ -277,21 +277,31 @@ class Database:
     def _reset(self, conn: Any) -> None:
         conn.returned_at = time.monotonic()
 
-    def _getconn(self) -> Any:
+    def _getconn(self) -> tuple[Any, bool]:
+        """A connection, and whether it is the pool's (else the caller closes it).
+
+        While the pool has connections to give, it gives one. When it has
+        none and its last attempt to connect failed (the server went away),
+        this connects directly instead of waiting for the pool's backoff: a
+        server that is back serves the call at once, and one that is still
+        down fails it at once with the server's own reason.
+        """
         pool = self._pool
         if pool is None:
             raise RuntimeError("the Database is closed" if self._closed
                                else "the Database is not open; use 'async with' or open()")
-        started = time.monotonic()
-        deadline = started + self.connect_timeout
+        deadline = time.monotonic() + self.connect_timeout
         pool_timeout = self.psycopg.OperationalError  # PoolTimeout subclasses it
         while True:
             try:
-                return pool.getconn(timeout=min(0.25, max(0.01, deadline - time.monotonic())))
+                slice_ = min(0.25, max(0.01, deadline - time.monotonic()))
+                return pool.getconn(timeout=slice_), True
             except pool_timeout:
-                failed = self._connect_error
-                if failed is not None and failed[0] >= started - self.connect_timeout:
-                    raise self.error(failed[1], "cannot connect") from failed[1]
+                if self._connect_error is not None:
+                    try:
+                        return self.connect_sync(), False
+                    except self.psycopg.Error as exc:
+                        raise self.error(exc, "cannot connect") from exc
                 if time.monotonic() >= deadline:
                     raise CheckpointError(
                         f"PostgreSQL at {self.target}: no connection within "
@@ -363,7 +373,7 @@ class Database:
         """
 
         def work(call: _Call) -> T:
-            conn = self._getconn()
+            conn, pooled = self._getconn()
             try:
                 _attach(call, conn)
                 try:
@@ -374,7 +384,10 @@ class Database:
                 finally:
                     _detach(call)
             finally:
-                self._pool.putconn(conn)
+                if pooled:
+                    self._pool.putconn(conn)
+                else:
+                    conn.close()
 
         return await self._call(work)
 

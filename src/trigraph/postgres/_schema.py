@@ -84,9 +84,11 @@ def _tables(conn: Any, schema: str) -> list[str]:
 def _version(conn: Any, schema: str, component: Component, where: str) -> int | None:
     """The component's version; ``None`` when the schema has no marker yet."""
     q = quote_ident(schema)
-    found = conn.execute("SELECT to_regclass(%s)", (f"{q}.{MARKER}",)).fetchone()[0]
-    if found is None:
-        foreign = _tables(conn, schema)
+    # pg_class through a fresh snapshot, not to_regclass(): the catalog cache
+    # may not yet show a marker that another process just committed.
+    found = _tables(conn, schema)
+    if MARKER not in found:
+        foreign = found
         if foreign:
             raise CheckpointError(
                 f"PostgreSQL schema {schema!r} at {where} is not trigraph's (it holds "

@@ -474,3 +474,66 @@ def test_a_thread_another_run_holds_is_one_line_and_exit_1(tmp_path: Path) -> No
         "trigraph: thread 't1' has a run in progress (a run in another process); one thread "
         "runs one run at a time: wait for it to finish (or cancel it), or use another thread"
     )
+
+
+# -- PostgreSQL -----------------------------------------------------------------------
+
+
+def _url(pg_dsn: str, password: str) -> str:
+    """The session server's DSN as a ``postgresql://`` URL with a (trusted) password."""
+    params = dict(p.split("=", 1) for p in pg_dsn.split())
+    host = params.pop("host")
+    query = "&".join(f"{k}={v}" for k, v in params.items() if k not in ("user", "dbname"))
+    return (f"postgresql://{params.get('user', 'postgres')}:{password}@/"
+            f"{params.get('dbname', 'postgres')}?host={host}&{query}")
+
+
+@pytest.mark.slow
+def test_a_postgresql_db_runs_resumes_and_inspects_without_showing_the_password(
+    pg_dsn: str,
+) -> None:
+    db = _url(pg_dsn, "hunter2")
+    thread = f"f{os.getpid()}"
+    try:
+        result = cli("run", target("failing"), "--input", '{"n": 1}', "--thread", thread,
+                     "--db", db, env={"CLI_FAIL": "1"})
+        assert result.returncode == 1
+        first, second = result.stderr.strip().splitlines()
+        assert first == "trigraph: error in node 'flaky', step 2: ValueError: boom"
+        assert "--db 'postgresql://postgres:***@/" in second
+        result = cli("resume", target("failing"), "--thread", thread, "--db", db, "--json")
+        assert result.returncode == 0, result.stderr
+        assert final(result.stdout)["state"] == {"n": 4, "log": ["inc", "flaky", "double"]}
+        threads = cli("threads", "--db", db)
+        assert threads.returncode == 0, threads.stderr
+        assert thread in threads.stdout
+        assert "postgresql://postgres:***@/" in threads.stdout
+        state = json.loads(cli("state", "--thread", thread, "--db", db, "--json").stdout)
+        assert (state["step"], state["next"]) == (3, [])
+        history = json_lines(cli("history", "--thread", thread, "--db", db, "--json").stdout)
+        assert [h["step"] for h in history] == [3, 2, 1, 0]
+        missing = assert_clean_failure(cli("state", "--thread", "nope", "--db", db), 2)
+        assert "no thread 'nope' in postgresql://postgres:***@/" in missing
+        for out in (result, threads):
+            assert "hunter2" not in out.stdout + out.stderr
+        assert "hunter2" not in missing
+    finally:
+        import psycopg
+
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM trigraph.checkpoints WHERE thread = %s", (thread,))
+
+
+@pytest.mark.slow
+def test_an_unreachable_postgresql_db_is_one_line_naming_the_host() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = f"postgresql://app:hunter2@127.0.0.1:{port}/app"
+    for args in (["threads"], ["state", "--thread", "t"],
+                 ["run", target("counter"), "--thread", "t"]):
+        line = assert_clean_failure(cli(*args, "--db", db), 2)
+        assert f"PostgreSQL at 127.0.0.1:{port}/app (cannot connect)" in line
+        assert "hunter2" not in line

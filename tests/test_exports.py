@@ -25,6 +25,7 @@ TOP_LEVEL_CLASSES = [
     "GraphRecursionError",
     "NodeTimeoutError",
     "RunTimeoutError",
+    "PostgresCheckpointer",
 ]
 TOP_LEVEL_FUNCTIONS = ["interrupt", "get_stream_writer", "check_cancelled"]
 EVENT_CLASSES = ["Values", "Update", "Custom", "Token", "TaskStart", "TaskEnd", "Interrupted"]

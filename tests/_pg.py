@@ -7,9 +7,9 @@ never the machine. As root, initdb and postgres refuse to run, so both run as
 the ``postgres`` user through ``runuser``. ``stop()`` stops exactly that
 server (``pg_ctl -D <its folder> stop``) and deletes the folder.
 
-Where the binaries are: ``$TRIGRAPH_PG_BIN``, else ``pg_config --bindir``,
-else the newest ``/usr/lib/postgresql/*/bin``. :func:`missing_reason` says why
-a server cannot be started here, or ``None``.
+Where the binaries are: ``$TRIGRAPH_PG_BIN`` (only there, when set), else
+``pg_config --bindir``, else the newest ``/usr/lib/postgresql/*/bin``.
+:func:`missing_reason` says why a server cannot be started here, or ``None``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,18 @@ def find_bindir() -> Path | None:
     """The folder of ``initdb`` and ``pg_ctl``, or ``None``."""
     given = os.environ.get("TRIGRAPH_PG_BIN")
     candidates: list[str] = [given] if given else []
-    if shutil.which("pg_config"):
+    if given:
+        pass  # only where we are told
+    elif shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
         if out.returncode == 0:
             candidates.append(out.stdout.strip())
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                         key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0,
-                         reverse=True)
+    if not given:
+        candidates += sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"),
+            key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0,
+            reverse=True,
+        )
     for folder in candidates:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)

@@ -88,22 +88,42 @@ def pg_dsn() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def pg_binaries() -> None:
+    """Skip (or, where PostgreSQL is required, fail) unless a disposable
+    PostgreSQL server can be started here."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _no_postgres('psycopg is not installed (pip install -e ".[test]")')
+    reason = missing_reason()
+    if reason is not None:
+        _no_postgres(reason)
+
+
 CHECKPOINTERS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture(params=CHECKPOINTERS)
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    """Each kind of checkpointer in turn (SQLite on a file in *tmp_path*;
-    PostgreSQL in a fresh schema of the session's server), closed after."""
+def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    """Each kind of checkpointer in turn, not opened yet. (Sync, so that a
+    PostgreSQL skip reaches pytest with its reason.)"""
     kind: str = request.param
     s = Stores(kind, tmp_path / "t.db")
     if kind == "postgres":
         s.dsn = request.getfixturevalue("pg_dsn")
         s.schema = f"t_{secrets.token_hex(6)}"
+    return s
+
+
+@pytest.fixture
+async def stores(store_kind: Stores) -> AsyncIterator[Stores]:
+    """Each kind of checkpointer in turn (SQLite on a file in *tmp_path*;
+    PostgreSQL in a fresh schema of the session's server), closed after."""
     try:
-        yield s
+        yield store_kind
     finally:
-        await s.aclose()
+        await store_kind.aclose()
 
 
 @pytest.fixture

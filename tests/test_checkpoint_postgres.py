@@ -40,7 +40,7 @@ from trigraph.postgres._db import Database
 from trigraph.postgres._dsn import describe_dsn, redact_dsn
 from trigraph.postgres._sql import COMPONENT
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = pytest.importorskip("psycopg")  # the test extra has it; pg_dsn fails without it in CI
 
 
 def rec(
@@ -437,12 +437,10 @@ def stopping_graph(cp: Checkpointer, on_step: dict[int, Any], calls: list[int]) 
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("pg_binaries")
 async def test_the_server_going_away_mid_run_then_coming_back() -> None:
-    from _pg import PgServer, missing_reason
+    from _pg import PgServer
 
-    reason = missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
     server = await trio.to_thread.run_sync(PgServer.start)
     try:
         async with PostgresCheckpointer(server.dsn, lock_ttl=1, connect_timeout=3) as cp:

@@ -203,7 +203,7 @@ class Backend:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def backend_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     kind: str = request.param
     stores = Stores(kind, tmp_path / "job.db")
     ref = Stores(kind, tmp_path / "ref.db")
@@ -213,11 +213,16 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             s.dsn, s.schema = dsn, f"crash_{name}_{os.getpid()}_{tmp_path.name}"[:60]
     db = stores.dsn if kind == "postgres" else str(stores.path)
     assert db is not None
+    return Backend(stores, ref, db)
+
+
+@pytest.fixture
+async def backend(backend_spec: Backend) -> Any:
     try:
-        yield Backend(stores, ref, db)
+        yield backend_spec
     finally:
-        await stores.aclose()
-        await ref.aclose()
+        await backend_spec.stores.aclose()
+        await backend_spec.ref.aclose()
 
 
 @pytest.fixture

@@ -269,6 +269,30 @@ async def test_a_checkpointer_call_blocked_by_a_lock_returns_on_timeout(
         assert await cp.history("t", "") == [rec("r0")]  # the cancelled write did not happen
 
 
+@pytest.mark.slow
+async def test_a_cancelled_claim_or_release_leaves_no_claim_behind(
+    pg_dsn: str, pg: PostgresCheckpointer, schema: str
+) -> None:
+    with psycopg.connect(pg_dsn) as other:
+        other.execute(f'LOCK TABLE "{schema}".thread_claims IN ACCESS EXCLUSIVE MODE')
+
+        async def unlock_later() -> None:
+            await trio.sleep(0.5)
+            await trio.to_thread.run_sync(other.rollback)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(unlock_later)
+            with trio.move_on_after(0.2) as scope:
+                await pg.lock_thread("t")
+            assert scope.cancelled_caught
+    assert sql(pg_dsn, f'SELECT count(*) FROM "{schema}".thread_claims') == [(0,)]
+    lock = await pg.lock_thread("t")
+    with trio.CancelScope() as cancelled:
+        cancelled.cancel()
+        await pg.unlock_thread(lock)  # released even so
+    assert sql(pg_dsn, f'SELECT count(*) FROM "{schema}".thread_claims') == [(0,)]
+
+
 # -- bad input, and passwords ---------------------------------------------------
 
 

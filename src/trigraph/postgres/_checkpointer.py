@@ -14,6 +14,7 @@ another process has taken the thread.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
@@ -271,15 +272,22 @@ class PostgresCheckpointer:
         The claim is a lease of *lock_ttl* seconds on the server's clock, taken
         in one statement if the thread is free or its last claim has lapsed.
 
-        Cancellation: a checkpoint; a cancelled call holds nothing (or a claim
-        that nobody renews, which lapses after *lock_ttl*).
+        Cancellation:
+          A checkpoint; a cancelled call holds nothing: a claim its statement
+          may have taken is released (shielded) before ``Cancelled`` propagates.
 
         Raises:
           ThreadBusyError: another run holds the thread (the message names its
             host and process).
         """
         token = secrets.token_hex(8)
-        await self._run(self._claim, thread, token, self.lock_ttl)
+        try:
+            await self._run(self._claim, thread, token, self.lock_ttl)
+        except trio.Cancelled:
+            # Best effort: if the release fails too, the claim lapses by itself.
+            with contextlib.suppress(CheckpointError):
+                await self._release(thread, token)
+            raise
         return ThreadLock(thread, token, self.lock_ttl)
 
     async def renew_lock(self, lock: ThreadLock) -> None:
@@ -304,10 +312,26 @@ class PostgresCheckpointer:
     async def unlock_thread(self, lock: ThreadLock) -> None:
         """Release *lock*; one no longer held is left alone.
 
-        Cancellation: a checkpoint; if cancelled, the claim may stay until it
-        lapses (*lock_ttl* seconds).
+        Cancellation:
+          A checkpoint; the claim is released even if cancelled: the release
+          is one short transaction, shielded, bounded by *connect_timeout*
+          (to connect, and on the server); if it fails, the claim lapses by
+          itself after *lock_ttl*.
         """
-        await self._run(lambda conn: conn.execute(self._sql.release, (lock.thread, lock.token)))
+        await self._release(lock.thread, lock.token)
+
+    async def _release(self, thread: str, token: str) -> None:
+        # Shielded; bounded on the server too (a lock held elsewhere), so that
+        # no cancelled task waits on it for longer than connect_timeout.
+        bound = f"{max(1, round(self._db.connect_timeout * 1000))}ms"
+
+        def work(conn: Any) -> None:
+            conn.execute("SELECT set_config('lock_timeout', %s, true), "
+                         "set_config('statement_timeout', %s, true)", (bound, bound))
+            conn.execute(self._sql.release, (thread, token))
+
+        with trio.CancelScope(shield=True):
+            await self._run(work, transaction=True)
 
     async def delete_thread(self, thread: str) -> None:
         """Delete every record of *thread*, in every namespace, in one transaction.

@@ -12,7 +12,7 @@ any thread of a checkpoint file.
 
 from __future__ import annotations
 
-import secrets
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +28,11 @@ __all__ = ["Delta", "Loaded", "read_checkpoint", "read_history"]
 Delta = dict[str, dict[str, Any]]
 
 
+_ids = random.Random()  # its own generator: seeding the global one never repeats ids
+
+
 def _new_id(step: int) -> str:
-    return f"{step:06d}-{secrets.token_hex(4)}"
+    return f"{step:06d}-{_ids.getrandbits(32):08x}"
 
 
 def _encode_goto(goto: Sequence[str | Send]) -> list[Any]:

@@ -328,6 +328,10 @@ def _parser() -> _Parser:
     p = command("mermaid", "print a graph as a Mermaid flowchart", cmd_mermaid)
     p.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
 
+    from ._serve import add_parsers
+
+    add_parsers(command, _TARGET_HELP)
+
     p = command("demo", "run a demo offline: a research chatbot that streams its answer, "
                         "or ('agent') a tools agent that asks you to approve a booking",
                 cmd_demo)

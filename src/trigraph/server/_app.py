@@ -1,0 +1,195 @@
+"""The ASGI application: routes, the API key, body limits, CORS, errors, ``/ui``.
+
+Layers, outermost first: CORS (so a browser's preflight is answered before
+the key is asked for), the API key check (every path but ``/ok`` needs
+``x-api-key`` when a key is set; 401 otherwise, compared in constant time),
+the body size limit (413 past ``max_body`` bytes, counted as the body
+arrives, so a lying ``Content-Length`` does not get past it), then FastAPI.
+Errors become JSON ``{"detail": ...}``: 404 for an unknown thread or run,
+409 for a busy thread, 422 for a body that fails validation, 503 when the
+database fails; nothing a client sends makes a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from trigraph import CheckpointError, ThreadBusyError, __version__
+
+from ._routes import router as threads_router
+from ._runs import router as runs_router
+from ._shapes import Context, respond
+from ._store import Busy, Conflict, NotFound
+
+__all__ = ["DEFAULT_MAX_BODY", "create_app"]
+
+log = logging.getLogger("trigraph.server")
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+class _ApiKey:
+    """Refuse every request but ``/ok`` (and CORS preflights) without the key."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/ok":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-api-key", b"")
+        if not secrets.compare_digest(given, self.key):
+            detail = ("Missing API key: send it in the x-api-key header" if not given
+                      else "Invalid API key")
+            await respond({"detail": detail}, 401)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _BodyLimit:
+    """Answer 413 for a request body over *limit* bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_big = respond({"detail": f"Request body over {self.limit} bytes"}, 413)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            if length.isdigit():
+                await too_big(scope, receive, send)
+            else:
+                await respond({"detail": "Bad Content-Length"}, 400)(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooBig
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooBig:
+            if not started:
+                await too_big(scope, receive, send)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _ui_app() -> ASGIApp | None:
+    folder = resources.files("trigraph.server").joinpath("static")
+    if not folder.is_dir():
+        return None
+    return StaticFiles(directory=str(folder), html=True)
+
+
+def create_app(
+    context: Context,
+    *,
+    api_key: str | None = None,
+    cors_origins: Sequence[str] = (),
+    max_body: int = DEFAULT_MAX_BODY,
+) -> ASGIApp:
+    """The ASGI application serving *context*'s graphs with the LangGraph Server API.
+
+    Args:
+      context: the store, graphs and checkpointer the routes use.
+      api_key: when set, every route but ``/ok`` needs it in ``x-api-key``.
+      cors_origins: origins a browser may call the API from (``"*"``: any).
+      max_body: the largest request body accepted, in bytes.
+
+    .. versionadded:: 0.3
+    """
+    app = FastAPI(
+        title="trigraph server", version=__version__, docs_url=None, redoc_url=None,
+        description="The LangGraph Server API, served by trigraph on Trio.",
+    )
+    app.state.trigraph = context
+    app.include_router(threads_router)
+    app.include_router(runs_router)
+
+    @app.get("/ok", tags=["system"])
+    async def ok() -> Response:
+        return respond({"ok": True})
+
+    @app.get("/info", tags=["system"])
+    async def info() -> Response:
+        return respond({"version": __version__, "server": "trigraph",
+                        "graphs": sorted(context.graphs.graphs),
+                        "flags": {"assistants": True, "crons": False, "langsmith": False}})
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/ui/", status_code=307)
+
+    ui = _ui_app()
+    if ui is not None:
+        app.mount("/ui", ui, name="ui")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")}
+                  for e in exc.errors()]
+        return respond({"detail": errors}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return respond({"detail": exc.detail}, exc.status_code,
+                       headers=dict(exc.headers) if exc.headers else None)
+
+    def handler(status: int) -> Any:
+        async def handle(request: Request, exc: Exception) -> Response:
+            return respond({"detail": str(exc)}, status)
+        return handle
+
+    app.add_exception_handler(NotFound, handler(404))
+    app.add_exception_handler(Busy, handler(409))
+    app.add_exception_handler(Conflict, handler(409))
+    app.add_exception_handler(ThreadBusyError, handler(409))
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+        return respond({"detail": f"the database failed: {exc}"}, 503)
+
+    app.add_exception_handler(CheckpointError, unavailable)
+
+    wrapped: ASGIApp = _BodyLimit(app, max_body)
+    if api_key:
+        wrapped = _ApiKey(wrapped, api_key)
+    if cors_origins:
+        wrapped = CORSMiddleware(
+            wrapped, allow_origins=list(cors_origins), allow_methods=["*"],
+            allow_headers=["*"], expose_headers=["Location", "Content-Location",
+                                                 "X-Pagination-Next", "X-Pagination-Total"],
+        )
+    return wrapped

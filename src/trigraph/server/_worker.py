@@ -1,0 +1,374 @@
+"""Workers: claim queued runs, execute them, stream their events into the store.
+
+A :class:`Worker` runs up to *concurrency* runs at once, each in its own
+task of the worker's nursery. For each claimed run it:
+
+1. records the thread's head checkpoint at the first claim (a later attempt
+   compares it with the thread's current head: unchanged means the input
+   was never applied, so it is applied now; changed means an earlier attempt
+   got that far, so the thread is continued with ``None`` from its last
+   checkpoint, and no completed step runs again);
+2. appends ``metadata {"run_id", "attempt"}``, then the run's events in
+   batches as they come (a batch is whatever the engine produced while the
+   previous batch was being written, so an idle database costs no delay
+   and a busy one gets big batches), every write fenced by the attempt;
+3. ends the run with its outcome, its last events and the thread's new
+   status in one fenced write.
+
+A heartbeat task renews the leases of the runs it holds every
+:attr:`Worker.beat` seconds and learns of cancel requests (the polling
+fallback); a cancel request of this process (or, with PostgreSQL, of any
+process) wakes the run's watcher at once. A run whose lease was lost is
+cancelled and writes nothing more. A run whose thread is busy (a run that
+is not the queue's, e.g. a command-line run) goes back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from trigraph import Command, CompiledGraph, RunTimeoutError, ThreadBusyError
+from trigraph.abc import Checkpointer, CheckpointRecord
+from trigraph.events import Event
+
+from ._convert import Converter, dumps, engine_modes, interrupt_json
+from ._graphs import Graphs
+from ._store import LeaseLost, RunRecord, RunStore
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("trigraph.server")
+BUFFER = 1024
+BATCH = 512
+BUSY_RETRY = 0.2
+
+
+@attrs.define(eq=False)
+class _Job:
+    run: RunRecord
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    action: str | None = None
+    lost: bool = False
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Executes queued runs of *graphs* (see the module docstring).
+
+    Args:
+      store: the run store.
+      graphs: the graphs this worker can run; it claims only their runs.
+      checkpointer: the checkpointer the graphs are bound to.
+      concurrency: the most runs executing at once.
+      lease: seconds a claim lasts without renewal; a worker that stops
+        renewing (it died) loses its runs to another worker after this.
+      beat: seconds between heartbeats (lease renewal and cancel polling).
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        graphs: Graphs,
+        checkpointer: Checkpointer,
+        *,
+        concurrency: int = 10,
+        lease: float = 30.0,
+        beat: float = 0.5,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"a worker needs concurrency >= 1, got {concurrency}")
+        self.store = store
+        self.graphs = graphs
+        self.cp = checkpointer
+        self.concurrency = concurrency
+        self.lease = lease
+        self.beat = min(beat, lease / 3)
+        self.name = name or worker_name()
+        self.jobs: dict[str, _Job] = {}
+        self._compiled: dict[tuple[str, Any, Any], CompiledGraph] = {}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Claim and execute runs until cancelled.
+
+        Cancellation:
+          Cancelling stops claiming and cancels the runs in progress; each
+          is left ``running`` with its lease, so another worker (or this
+          one, restarted) takes it over once the lease lapses and resumes it
+          from its last checkpoint.
+        """
+        store = self.store
+        slots = trio.Semaphore(self.concurrency)
+        served = sorted(self.graphs.graphs)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeat)
+            task_status.started()
+            while True:
+                await slots.acquire()
+                wake = store.hub.event("runs")
+                try:
+                    run = await store.claim(self.name, self.lease, served)
+                except Exception:
+                    log.exception("claiming a run failed; retrying")
+                    slots.release()
+                    await trio.sleep(store.poll)
+                    continue
+                if run is None:
+                    slots.release()
+                    await store.hub.wait(wake, store.poll)
+                    continue
+                nursery.start_soon(self._guarded, run, slots, name=f"run {run.run_id}")
+
+    async def _guarded(self, run: RunRecord, slots: trio.Semaphore) -> None:
+        job = _Job(run)
+        self.jobs[run.run_id] = job
+        try:
+            await self._execute(job)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+        except Exception:
+            log.exception("run %s failed in the worker", run.run_id)
+            await self._fail_quietly(job)
+        finally:
+            del self.jobs[run.run_id]
+            slots.release()
+
+    async def _fail_quietly(self, job: _Job) -> None:
+        run = job.run
+        error = {"error": "WorkerError", "message": "the worker failed running this run; "
+                 "see the server log"}
+        try:
+            await self.store.finish_run(
+                run.run_id, run.attempt, status="error",
+                result=dumps({"__error__": error}), frames=[("error", dumps(error))],
+                thread_status="error", values=None, interrupts=None, delete=False)
+        except Exception:
+            log.exception("could not record the failure of run %s", run.run_id)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await trio.sleep(self.beat)
+            held = {rid: job.run.attempt for rid, job in self.jobs.items()}
+            if not held:
+                continue
+            try:
+                flags = await self.store.heartbeat(self.name, held, self.lease)
+            except Exception:
+                log.exception("heartbeat failed; retrying")
+                continue
+            for rid, attempt in held.items():
+                job = self.jobs.get(rid)
+                if job is None or job.run.attempt != attempt:
+                    continue
+                if rid not in flags:
+                    job.lost = True
+                    job.scope.cancel()
+                elif flags[rid] is not None:
+                    job.action = flags[rid]
+                    job.scope.cancel()
+
+    async def _watch_cancel(self, job: _Job) -> None:
+        """Wake on this process's cancel requests for the run (at once)."""
+        store, rid = self.store, job.run.run_id
+        while True:
+            wake = store.hub.event(f"cancel:{rid}")
+            await store.hub.wait(wake, float("inf"))
+            current = await store.get_run(None, rid)
+            if current is None or current.attempt != job.run.attempt:
+                job.lost = True
+                job.scope.cancel()
+                return
+            if current.cancel is not None:
+                job.action = current.cancel
+                job.scope.cancel()
+                return
+
+    def _graph(self, run: RunRecord) -> CompiledGraph:
+        graph = self.graphs.graphs[run.graph_id]
+        before, after = run.kwargs.get("interrupt_before"), run.kwargs.get("interrupt_after")
+        if before is None and after is None:
+            return graph
+        key = (run.graph_id, orjson.dumps(before), orjson.dumps(after))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            nodes = list(graph.nodes)
+            compiled = graph.builder.compile(
+                checkpointer=self.cp,
+                interrupt_before=nodes if before == "*" else (before or ()),
+                interrupt_after=nodes if after == "*" else (after or ()),
+            )
+            self._compiled[key] = compiled
+        return compiled
+
+    async def _execute(self, job: _Job) -> None:
+        run, store = job.run, self.store
+        rid, tid, attempt = run.run_id, run.thread_id, run.attempt
+        kw = run.kwargs
+        graph = self._graph(run)
+        record = await self.cp.get(tid, "")
+        head = "" if record is None else record.id
+        fresh = run.head is None or run.head == head
+        meta = ("metadata", dumps({"run_id": rid, "attempt": attempt}))
+        await store.begin(rid, attempt, head, [meta])
+        if run.head is None:
+            job.run = run = attrs.evolve(run, head=head)
+        if run.cancel is not None:
+            job.action = run.cancel
+            job.scope.cancel()
+        command = kw.get("command") or {}
+        input: Any = kw.get("input") if fresh else None
+        checkpoint_id = kw.get("checkpoint_id") if fresh else None
+        if fresh and command.get("update") is not None:
+            await graph.update_state(tid, command["update"])
+            input = None
+        if fresh and "resume" in command:
+            input = Command(resume=command["resume"])
+        modes = kw.get("stream_mode") or ["values"]
+        conv = Converter(modes, subgraphs=bool(kw.get("subgraphs")), run_id=rid)
+        send, receive = trio.open_memory_channel[Event](BUFFER)
+        config = kw.get("config") or {}
+        result: dict[str, Any] | None = None
+        failure: Exception | None = None
+        busy = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_cancel, job)
+            async with trio.open_nursery() as pumping:
+                pumping.start_soon(self._pump, job, receive, conv)
+                with job.scope:
+                    try:
+                        result = await graph.ainvoke(
+                            input, thread=tid, checkpoint_id=checkpoint_id, events=send,
+                            modes=sorted(engine_modes(modes)),
+                            durability=kw.get("durability") or "async",
+                            recursion_limit=int(config.get("recursion_limit") or 10_000),
+                        )
+                    except ThreadBusyError as exc:
+                        job.lost = job.lost or exc.lost
+                        busy = not exc.lost
+                    except Exception as exc:
+                        failure = exc
+                    finally:
+                        send.close()
+            nursery.cancel_scope.cancel()
+        if job.lost:
+            raise LeaseLost(rid, attempt)
+        if busy:
+            await store.release(rid, attempt, BUSY_RETRY)
+            return
+        await self._finish(job, graph, conv, result, failure)
+
+    async def _pump(
+        self, job: _Job, receive: trio.MemoryReceiveChannel[Event], conv: Converter
+    ) -> None:
+        store, run = self.store, job.run
+        try:
+            async with receive:
+                ended = False
+                while not ended:
+                    try:
+                        frames = conv.convert(await receive.receive())
+                    except trio.EndOfChannel:
+                        break
+                    while len(frames) < BATCH:
+                        try:
+                            event = receive.receive_nowait()
+                        except trio.WouldBlock:
+                            break
+                        except trio.EndOfChannel:
+                            ended = True
+                            break
+                        frames.extend(conv.convert(event))
+                    if frames:
+                        await store.append_events(run.run_id, run.attempt, frames)
+        except LeaseLost:
+            job.lost = True
+            job.scope.cancel()
+
+    async def _finish(
+        self,
+        job: _Job,
+        graph: CompiledGraph,
+        conv: Converter,
+        result: dict[str, Any] | None,
+        failure: Exception | None,
+    ) -> None:
+        run, store = job.run, self.store
+        rid, tid = run.run_id, run.thread_id
+        frames = conv.flush()
+        interrupts = [interrupt_json(i.value, i.id) for i in conv.interrupts]
+        thread_interrupts: dict[str, list[dict[str, Any]]] = {}
+        for i in conv.interrupts:
+            thread_interrupts.setdefault(i.node, []).append(interrupt_json(i.value, i.id))
+        values: Any = None
+        forget = False
+        if failure is not None:
+            status = "timeout" if isinstance(failure, RunTimeoutError) else "error"
+            error = {"error": type(failure).__name__, "message": str(failure)}
+            frames.append(("error", dumps(error)))
+            body: Any = {"__error__": error}
+            thread_status = "error"
+            values = await self._values(graph, tid)
+        elif result is not None:
+            status = "success"
+            values = {k: v for k, v in result.items() if k != "__interrupt__"}
+            body = dict(values)
+            if interrupts:
+                body["__interrupt__"] = interrupts
+            thread_status = "interrupted" if interrupts else "idle"
+        else:  # cancelled
+            status = "interrupted"
+            if job.action == "rollback":
+                await self._rollback(tid, run.head or "")
+                forget = True
+            snapshot = await self._snapshot(graph, tid)
+            values = None if snapshot is None else snapshot.values
+            body = values or {}
+            thread_status = "interrupted" if snapshot is not None and snapshot.next else "idle"
+        temporary = run.temporary and kw_completion(run) == "delete"
+        await store.finish_run(
+            rid, run.attempt, status=status, result=dumps(body), frames=frames,
+            thread_status=thread_status, values=None if values is None else dumps(values),
+            interrupts=dumps(thread_interrupts), delete=temporary, forget=forget,
+        )
+        if temporary:
+            await self.cp.delete_thread(tid)
+
+    async def _snapshot(self, graph: CompiledGraph, tid: str) -> Any:
+        try:
+            return await graph.get_state(tid)
+        except KeyError:
+            return None
+
+    async def _values(self, graph: CompiledGraph, tid: str) -> Any:
+        snapshot = await self._snapshot(graph, tid)
+        return None if snapshot is None else snapshot.values
+
+    async def _rollback(self, tid: str, head: str) -> None:
+        """Make the thread's state what it was before the run: its head record
+        written again as the latest (the run's records stay, as a branch no
+        one continues), or the thread deleted if it had none."""
+        if not head:
+            await self.cp.delete_thread(tid)
+            return
+        record = await self.cp.get(tid, "", head)
+        if record is None:
+            return
+        copy = attrs.evolve(record, id=f"{record.step:06d}-{secrets.token_hex(4)}")
+        assert isinstance(copy, CheckpointRecord)
+        await self.cp.put(copy)
+
+
+def kw_completion(run: RunRecord) -> str:
+    return str(run.kwargs.get("on_completion") or "delete")
+

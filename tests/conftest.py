@@ -130,3 +130,18 @@ async def stores(store_kind: Stores) -> AsyncIterator[Stores]:
 def cp(stores: Stores) -> Checkpointer:
     """Each checkpointer in turn (see ``stores``), closed after."""
     return stores.cp
+
+
+SERVER_KEY = "test-key-7f3a"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One ``trigraph serve`` subprocess (API key ``SERVER_KEY``) shared by the
+    server tests; stopped by its pid at the end of the session."""
+    from _server import Server
+
+    folder = tmp_path_factory.mktemp("serve")
+    srv = Server(folder, "--api-key", SERVER_KEY, "--db", str(folder / "threads.db"))
+    yield srv
+    assert srv.stop() == 0, srv.text()

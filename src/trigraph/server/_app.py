@@ -69,7 +69,8 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_big = respond({"detail": f"Request body over {self.limit} bytes"}, 413)
+        too_big = respond({"detail": f"Request body over {self.limit} bytes"}, 413,
+                          headers={"Connection": "close"})
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             if length.isdigit():
@@ -77,33 +78,36 @@ class _BodyLimit:
             else:
                 await respond({"detail": "Bad Content-Length"}, 400)(scope, receive, send)
             return
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        # The body is read whole before the app sees it (routes parse it whole
+        # anyway), so one that grows past the limit is refused as it arrives.
+        parts: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooBig
-            return message
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except _TooBig:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
                 await too_big(scope, receive, send)
+                return
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        delivered = False
 
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-class _TooBig(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def _ui_app() -> ASGIApp | None:

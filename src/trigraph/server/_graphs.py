@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
+
+import attrs
 
 from trigraph import END, START, CompiledGraph, StateGraph
 from trigraph.abc import Checkpointer
@@ -67,16 +69,39 @@ def _drawing(graph: CompiledGraph) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
-def _json_schema(tp: Any, title: str) -> dict[str, Any]:
-    if tp is None or tp is dict:
-        return {"type": "object", "title": title}
+def _type_schema(tp: Any) -> dict[str, Any]:
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
     try:
         from pydantic import TypeAdapter
 
         schema: dict[str, Any] = TypeAdapter(tp).json_schema()
+        return schema
+    except Exception:
+        return {}
+
+
+def _json_schema(tp: Any, title: str) -> dict[str, Any]:
+    """A JSON Schema of a state schema: pydantic's where it can describe the
+    type; else an object schema built field by field (TypedDict on Python
+    3.11, attrs classes), each field described where possible."""
+    if tp is None or tp is dict:
+        return {"type": "object", "title": title}
+    whole = _type_schema(tp)
+    if whole:
+        whole.setdefault("title", title)
+        return whole
+    try:
+        hints = get_type_hints(tp, include_extras=True)
     except Exception:
         return {"type": "object", "title": title}
-    schema.setdefault("title", title)
+    if attrs.has(tp):
+        hints = {a.name: hints.get(a.name, Any) for a in attrs.fields(tp)}
+    required = sorted(getattr(tp, "__required_keys__", ()))
+    schema = {"type": "object", "title": title,
+              "properties": {k: _type_schema(v) for k, v in hints.items()}}
+    if required:
+        schema["required"] = required
     return schema
 
 

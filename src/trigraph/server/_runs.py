@@ -267,7 +267,7 @@ async def join_run(
 
 
 def _join_modes(request: Request) -> list[str] | None:
-    raw = request.query_params.getlist("stream_mode")
+    raw = [m for m in request.query_params.getlist("stream_mode") if m.strip()]
     modes: list[str] = []
     for item in raw:
         if item.startswith("["):

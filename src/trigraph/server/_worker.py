@@ -234,6 +234,8 @@ class Worker:
             input = None
         if fresh and "resume" in command:
             input = Command(resume=command["resume"])
+        elif input is None and not head and checkpoint_id is None:
+            input = {}  # a run without input on a new thread starts from an empty state
         modes = kw.get("stream_mode") or ["values"]
         conv = Converter(modes, subgraphs=bool(kw.get("subgraphs")), run_id=rid)
         send, receive = trio.open_memory_channel[Event](BUFFER)

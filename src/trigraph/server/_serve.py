@@ -24,7 +24,7 @@ from ._app import DEFAULT_MAX_BODY, create_app
 from ._graphs import Graphs
 from ._shapes import Context
 from ._store import RunStore
-from ._store_sqlite import SqliteStore
+from ._store_sqlite import LockedCheckpointer, SqliteStore
 from ._worker import Worker
 
 __all__ = ["is_postgres", "open_backend", "run_worker", "serve"]
@@ -61,7 +61,7 @@ async def open_backend(db: str) -> AsyncIterator[tuple[RunStore, Checkpointer]]:
     try:
         await cp.__aenter__()
         await store.open()
-        yield store, cp
+        yield store, LockedCheckpointer(cp, store.write_lock)
     finally:
         with trio.CancelScope(shield=True):
             await store.aclose()

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import orjson
 import trio
 
+from trigraph.abc import Checkpointer, CheckpointRecord, ThreadLock
+
 from ._store import (
     ACTIVE,
     Busy,
@@ -33,7 +35,7 @@ from ._store import (
     RunRecord,
 )
 
-__all__ = ["SqliteStore"]
+__all__ = ["LockedCheckpointer", "SqliteStore"]
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 5
@@ -145,6 +147,10 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)
         self._closed = False
+        self.write_lock = trio.Lock()
+        """Held by every write of this store and of :class:`LockedCheckpointer`:
+        two connections of one process never wait on SQLite's busy handler
+        (which sleeps in steps of milliseconds) for each other."""
 
     async def open(self) -> None:
         await self._do(lambda conn: None)
@@ -180,7 +186,10 @@ class SqliteStore:
             conn.execute("COMMIT")
             return out
 
-        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        if not write:
+            return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        async with self.write_lock:
+            return await trio.to_thread.run_sync(work, limiter=self._limiter)
 
     async def aclose(self) -> None:
         def work() -> None:
@@ -670,3 +679,57 @@ class SqliteStore:
             return cur.rowcount
 
         return await self._do(work, write=True)
+
+
+class LockedCheckpointer:
+    """*inner* (a checkpointer on the store's file) with its writes taken under
+    *lock*, the store's write lock; everything else is passed through."""
+
+    def __init__(self, inner: Checkpointer, lock: trio.Lock) -> None:
+        self.inner = inner
+        self.lock = lock
+
+    async def put(self, record: CheckpointRecord, *, lock: ThreadLock | None = None) -> None:
+        async with self.lock:
+            await self.inner.put(record, lock=lock)
+
+    async def put_pending(
+        self, thread: str, ns: str, checkpoint_id: str, pending: bytes | None,
+        *, lock: ThreadLock | None = None,
+    ) -> None:
+        async with self.lock:
+            await self.inner.put_pending(thread, ns, checkpoint_id, pending, lock=lock)
+
+    async def get(
+        self, thread: str, ns: str, checkpoint_id: str | None = None
+    ) -> CheckpointRecord | None:
+        return await self.inner.get(thread, ns, checkpoint_id)
+
+    async def chain(self, thread: str, ns: str, checkpoint_id: str) -> list[CheckpointRecord]:
+        return await self.inner.chain(thread, ns, checkpoint_id)
+
+    async def history(self, thread: str, ns: str) -> list[CheckpointRecord]:
+        return await self.inner.history(thread, ns)
+
+    async def threads(self) -> list[str]:
+        return await self.inner.threads()
+
+    async def lock_thread(self, thread: str) -> ThreadLock:
+        return await self.inner.lock_thread(thread)
+
+    async def renew_lock(self, lock: ThreadLock) -> None:
+        await self.inner.renew_lock(lock)
+
+    async def unlock_thread(self, lock: ThreadLock) -> None:
+        await self.inner.unlock_thread(lock)
+
+    async def delete_thread(self, thread: str) -> None:
+        async with self.lock:
+            await self.inner.delete_thread(thread)
+
+    async def prune(self, thread: str, *, keep: int) -> int:
+        async with self.lock:
+            return await self.inner.prune(thread, keep=keep)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -61,7 +61,7 @@ def test_invalid_bodies_are_422_naming_the_field(http: httpx.Client, tid: str) -
           422)
     check(http.post(path, json=[1, 2]), 422)
     detail = check(http.post(path, json={}), 422)
-    assert detail[0]["loc"][-1] == "assistant_id"
+    assert "assistant_id" in detail
     for bad in ({"input": "text"}, {"stream_mode": "everything"},
                 {"multitask_strategy": "sometimes"}, {"after_seconds": -1},
                 {"config": {"recursion_limit": 0}}, {"interrupt_before": ["ghost"]},

@@ -16,8 +16,8 @@ import pytest
 from conftest import SERVER_KEY
 
 pytest.importorskip("langgraph_sdk")
-from langgraph_sdk import get_client  # noqa: E402
-from langgraph_sdk.errors import ConflictError, NotFoundError  # noqa: E402
+from langgraph_sdk import get_client
+from langgraph_sdk.errors import ConflictError, NotFoundError
 
 pytestmark = pytest.mark.slow
 

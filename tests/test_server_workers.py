@@ -20,7 +20,7 @@ import pytest
 from _server import TARGETS, Proc, Server
 
 pytest.importorskip("langgraph_sdk")
-from langgraph_sdk import get_client  # noqa: E402
+from langgraph_sdk import get_client
 
 pytestmark = pytest.mark.slow
 

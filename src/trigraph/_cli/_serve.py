@@ -29,14 +29,15 @@ from ._load import DEFAULT_DB, UsageError, _find_graph, _import_file, _is_path, 
 
 __all__ = ["cmd_serve", "cmd_worker"]
 
-_MISSING = ("trigraph {cmd} needs the 'server' extra (FastAPI, Hypercorn, sse-starlette): "
+_MISSING = ("trigraph {cmd} needs the 'server' extra (Starlette, msgspec, Hypercorn, sse-starlette): "
             "pip install 'trigraph[server]'")
 
 
 def _require_extra(cmd: str) -> None:
     try:
-        import fastapi  # noqa: F401
         import hypercorn  # noqa: F401
+        import msgspec  # noqa: F401
+        import starlette  # noqa: F401
         import sse_starlette  # noqa: F401
     except ImportError:
         raise UsageError(_MISSING.format(cmd=cmd)) from None

@@ -4,7 +4,7 @@ Layers, outermost first: CORS (so a browser's preflight is answered before
 the key is asked for), the API key check (every path but ``/ok`` needs
 ``x-api-key`` when a key is set; 401 otherwise, compared in constant time),
 the body size limit (413 past ``max_body`` bytes, counted as the body
-arrives, so a lying ``Content-Length`` does not get past it), then FastAPI.
+arrives, so a lying ``Content-Length`` does not get past it), then the Starlette router.
 Errors become JSON ``{"detail": ...}``: 404 for an unknown thread or run,
 409 for a busy thread, 422 for a body that fails validation, 503 when the
 database fails; nothing a client sends makes a 500.
@@ -18,17 +18,19 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trigraph import CheckpointError, ThreadBusyError, __version__
 
-from ._routes import router as threads_router
-from ._runs import router as runs_router
+from . import _routes, _runs  # noqa: F401  (their operations register themselves)
+from ._api import openapi, routes
 from ._shapes import Context, respond
 from ._store import Busy, Conflict, NotFound
 
@@ -134,40 +136,32 @@ def create_app(
 
     .. versionadded:: 0.3
     """
-    app = FastAPI(
-        title="trigraph server", version=__version__, docs_url=None, redoc_url=None,
-        description="The LangGraph Server API, served by trigraph on Trio.",
-    )
-    app.state.trigraph = context
-    app.include_router(threads_router)
-    app.include_router(runs_router)
+    document = respond(openapi("trigraph server", __version__))
 
-    @app.get("/ok", tags=["system"])
-    async def ok() -> Response:
+    async def ok(request: Request) -> Response:
         return respond({"ok": True})
 
-    @app.get("/info", tags=["system"])
-    async def info() -> Response:
+    async def info(request: Request) -> Response:
         return respond({"version": __version__, "server": "trigraph",
                         "graphs": sorted(context.graphs.graphs),
                         "flags": {"assistants": True, "crons": False, "langsmith": False}})
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
+    async def spec(request: Request) -> Response:
+        return document
+
+    async def root(request: Request) -> Response:
         return RedirectResponse("/ui/", status_code=307)
 
+    table: list[BaseRoute] = [
+        Route("/ok", ok), Route("/info", info), Route("/openapi.json", spec),
+        Route("/", root), *routes(),
+    ]
     ui = _ui_app()
     if ui is not None:
-        app.mount("/ui", ui, name="ui")
+        table.append(Mount("/ui", ui, name="ui"))
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")}
-                  for e in exc.errors()]
-        return respond({"detail": errors}, 422)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
         return respond({"detail": exc.detail}, exc.status_code,
                        headers=dict(exc.headers) if exc.headers else None)
 
@@ -176,17 +170,20 @@ def create_app(
             return respond({"detail": str(exc)}, status)
         return handle
 
-    app.add_exception_handler(NotFound, handler(404))
-    app.add_exception_handler(Busy, handler(409))
-    app.add_exception_handler(Conflict, handler(409))
-    app.add_exception_handler(ThreadBusyError, handler(409))
-
     async def unavailable(request: Request, exc: Exception) -> Response:
         log.error("database error on %s %s: %s", request.method, request.url.path, exc)
         return respond({"detail": f"the database failed: {exc}"}, 503)
 
-    app.add_exception_handler(CheckpointError, unavailable)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.error("error on %s %s", request.method, request.url.path, exc_info=exc)
+        return respond({"detail": f"internal error: {type(exc).__name__}: {exc}"}, 500)
 
+    app = Starlette(routes=table, exception_handlers={
+        HTTPException: http_error, NotFound: handler(404), Busy: handler(409),
+        Conflict: handler(409), ThreadBusyError: handler(409), CheckpointError: unavailable,
+        Exception: crashed,
+    })
+    app.state.trigraph = context
     wrapped: ASGIApp = _BodyLimit(app, max_body)
     if api_key:
         wrapped = _ApiKey(wrapped, api_key)

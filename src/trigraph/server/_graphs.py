@@ -6,7 +6,7 @@ server gives it, so client code that hard-codes those ids keeps working; the
 run routes also take the graph id itself as ``assistant_id``. Every graph is
 compiled (or re-bound) to the server's own checkpointer. The drawing
 (``/graph``) is read from ``to_mermaid()``; the JSON Schemas from the state
-schema, through pydantic when it can describe the type.
+schema, through msgspec when it can describe the type.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import attrs
+import msgspec
 
 from trigraph import END, START, CompiledGraph, StateGraph
 from trigraph.abc import Checkpointer
@@ -70,21 +71,30 @@ def _drawing(graph: CompiledGraph) -> dict[str, Any]:
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
+    """msgspec's JSON Schema of *tp*, its top-level reference resolved; ``{}``
+    for a type it cannot describe."""
     if get_origin(tp) is Annotated:
         tp = get_args(tp)[0]
     try:
-        from pydantic import TypeAdapter
-
-        schema: dict[str, Any] = TypeAdapter(tp).json_schema()
-        return schema
+        schema: dict[str, Any] = msgspec.json.schema(tp)
     except Exception:
         return {}
+    ref = schema.get("$ref", "")
+    defs = schema.get("$defs", {})
+    name = ref.rsplit("/", 1)[-1]
+    if name in defs:
+        top = dict(defs[name])
+        others = {k: v for k, v in defs.items() if k != name}
+        if others:
+            top["$defs"] = others
+        return top
+    return schema
 
 
 def _json_schema(tp: Any, title: str) -> dict[str, Any]:
-    """A JSON Schema of a state schema: pydantic's where it can describe the
-    type; else an object schema built field by field (TypedDict on Python
-    3.11, attrs classes), each field described where possible."""
+    """A JSON Schema of a state schema: msgspec's where it can describe the
+    type; else an object schema built field by field, each field described
+    where possible."""
     if tp is None or tp is dict:
         return {"type": "object", "title": title}
     whole = _type_schema(tp)

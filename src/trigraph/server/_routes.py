@@ -12,11 +12,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
 from trigraph import GraphValidationError, InvalidUpdateError, ThreadBusyError
 
+from ._api import bool_param, int_param, op, q_int
 from ._convert import dumps
 from ._schemas import (
     AssistantCount,
@@ -28,12 +30,11 @@ from ._schemas import (
     ThreadCreate,
     ThreadPatch,
     ThreadSearch,
+    parse,
 )
 from ._shapes import Context, not_found, respond, state_json, thread_json
 
-__all__ = ["router"]
-
-router = APIRouter()
+__all__ = ["ctx", "thread_or_404"]
 
 
 def ctx(request: Request) -> Context:
@@ -63,8 +64,10 @@ def _assistants(context: Context, body: AssistantSearch | AssistantCount) -> lis
     return found
 
 
-@router.post("/assistants/search", tags=["assistants"])
-async def search_assistants(body: AssistantSearch, request: Request) -> Response:
+@op("POST", "/assistants/search", tag="assistants", body=AssistantSearch)
+async def search_assistants(request: Request) -> Response:
+    """Search the assistants (the served graphs)."""
+    body = parse(await request.body(), AssistantSearch)
     found = _assistants(ctx(request), body)
     if body.sort_by is not None:
         found.sort(key=lambda a: str(a[body.sort_by or "name"]),
@@ -77,34 +80,42 @@ async def search_assistants(body: AssistantSearch, request: Request) -> Response
     return respond(page, headers=headers)
 
 
-@router.post("/assistants/count", tags=["assistants"])
-async def count_assistants(body: AssistantCount, request: Request) -> Response:
+@op("POST", "/assistants/count", tag="assistants", body=AssistantCount)
+async def count_assistants(request: Request) -> Response:
+    """Count the assistants."""
+    body = parse(await request.body(), AssistantCount)
     return respond(len(_assistants(ctx(request), body)))
 
 
-@router.get("/assistants/{assistant_id}", tags=["assistants"])
-async def get_assistant(assistant_id: str, request: Request) -> Response:
+@op("GET", "/assistants/{assistant_id}", tag="assistants")
+async def get_assistant(request: Request) -> Response:
+    """An assistant, by its id or its graph id."""
+    assistant_id = request.path_params["assistant_id"]
     context = ctx(request)
     return respond(context.graphs.assistant(_assistant_or_404(context, assistant_id)))
 
 
-@router.get("/assistants/{assistant_id}/graph", tags=["assistants"])
-async def get_assistant_graph(
-    assistant_id: str, request: Request, xray: bool | int = False
-) -> Response:
+@op("GET", "/assistants/{assistant_id}/graph", tag="assistants",
+    query=[bool_param("xray")])
+async def get_assistant_graph(request: Request) -> Response:
+    """The assistant's graph: nodes and edges."""
+    assistant_id = request.path_params["assistant_id"]
     context = ctx(request)
     return respond(context.graphs.drawing(_assistant_or_404(context, assistant_id)))
 
 
-@router.get("/assistants/{assistant_id}/schemas", tags=["assistants"])
-async def get_assistant_schemas(assistant_id: str, request: Request) -> Response:
+@op("GET", "/assistants/{assistant_id}/schemas", tag="assistants")
+async def get_assistant_schemas(request: Request) -> Response:
+    """The JSON Schemas of the assistant's state, input and output."""
+    assistant_id = request.path_params["assistant_id"]
     context = ctx(request)
     return respond(context.graphs.schemas(_assistant_or_404(context, assistant_id)))
 
 
-@router.get("/assistants/{assistant_id}/subgraphs", tags=["assistants"])
-async def get_assistant_subgraphs(assistant_id: str, request: Request) -> Response:
-    _assistant_or_404(ctx(request), assistant_id)
+@op("GET", "/assistants/{assistant_id}/subgraphs", tag="assistants")
+async def get_assistant_subgraphs(request: Request) -> Response:
+    """The assistant's subgraphs (none are listed)."""
+    _assistant_or_404(ctx(request), request.path_params["assistant_id"])
     return respond({})
 
 
@@ -118,8 +129,10 @@ async def thread_or_404(context: Context, thread_id: str) -> dict[str, Any]:
     return row
 
 
-@router.post("/threads", tags=["threads"])
-async def create_thread(body: ThreadCreate, request: Request) -> Response:
+@op("POST", "/threads", tag="threads", body=ThreadCreate)
+async def create_thread(request: Request) -> Response:
+    """Create a thread."""
+    body = parse(await request.body(), ThreadCreate)
     context = ctx(request)
     if body.supersteps:
         raise HTTPException(422, "supersteps are not supported by trigraph serve; create "
@@ -135,8 +148,10 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
     return respond(thread_json(row))
 
 
-@router.post("/threads/search", tags=["threads"])
-async def search_threads(body: ThreadSearch, request: Request) -> Response:
+@op("POST", "/threads/search", tag="threads", body=ThreadSearch)
+async def search_threads(request: Request) -> Response:
+    """Search threads by metadata, values, ids and status."""
+    body = parse(await request.body(), ThreadSearch)
     rows = await ctx(request).store.search_threads(
         metadata=body.metadata, status=body.status, ids=body.ids, limit=body.limit,
         offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order,
@@ -145,27 +160,36 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
     return respond([thread_json(r) for r in rows])
 
 
-@router.post("/threads/count", tags=["threads"])
-async def count_threads(body: ThreadCount, request: Request) -> Response:
+@op("POST", "/threads/count", tag="threads", body=ThreadCount)
+async def count_threads(request: Request) -> Response:
+    """Count threads."""
+    body = parse(await request.body(), ThreadCount)
     return respond(await ctx(request).store.count_threads(
         metadata=body.metadata, status=body.status, values=body.values))
 
 
-@router.get("/threads/{thread_id}", tags=["threads"])
-async def get_thread(thread_id: str, request: Request) -> Response:
-    return respond(thread_json(await thread_or_404(ctx(request), thread_id)))
+@op("GET", "/threads/{thread_id}", tag="threads")
+async def get_thread(request: Request) -> Response:
+    """A thread."""
+    return respond(thread_json(await thread_or_404(ctx(request),
+                                                   request.path_params["thread_id"])))
 
 
-@router.patch("/threads/{thread_id}", tags=["threads"])
-async def patch_thread(thread_id: str, body: ThreadPatch, request: Request) -> Response:
+@op("PATCH", "/threads/{thread_id}", tag="threads", body=ThreadPatch)
+async def patch_thread(request: Request) -> Response:
+    """Merge metadata into a thread's."""
+    thread_id = request.path_params["thread_id"]
+    body = parse(await request.body(), ThreadPatch)
     row = await ctx(request).store.update_thread(thread_id, body.metadata or {})
     if row is None:
         raise HTTPException(404, f"Thread with ID {thread_id} not found")
     return respond(thread_json(row))
 
 
-@router.delete("/threads/{thread_id}", tags=["threads"], status_code=204)
-async def delete_thread(thread_id: str, request: Request) -> Response:
+@op("DELETE", "/threads/{thread_id}", tag="threads", status=204)
+async def delete_thread(request: Request) -> Response:
+    """Delete a thread, its runs and its checkpoints."""
+    thread_id = request.path_params["thread_id"]
     context = ctx(request)
     await context.store.delete_thread(thread_id)
     await context.checkpointer.delete_thread(thread_id)
@@ -187,25 +211,33 @@ async def _state(context: Context, thread_id: str, checkpoint_id: str | None) ->
     return respond(state_json(thread_id, snap, None if record is None else record.created_at))
 
 
-@router.get("/threads/{thread_id}/state", tags=["threads"])
-async def get_state(thread_id: str, request: Request, subgraphs: bool = False) -> Response:
-    return await _state(ctx(request), thread_id, None)
+@op("GET", "/threads/{thread_id}/state", tag="threads", query=[bool_param("subgraphs")])
+async def get_state(request: Request) -> Response:
+    """A thread's latest state."""
+    return await _state(ctx(request), request.path_params["thread_id"], None)
 
 
-@router.get("/threads/{thread_id}/state/{checkpoint_id}", tags=["threads"])
-async def get_state_at(
-    thread_id: str, checkpoint_id: str, request: Request, subgraphs: bool = False
-) -> Response:
-    return await _state(ctx(request), thread_id, checkpoint_id)
+@op("GET", "/threads/{thread_id}/state/{checkpoint_id}", tag="threads",
+    query=[bool_param("subgraphs")])
+async def get_state_at(request: Request) -> Response:
+    """A thread's state at one checkpoint."""
+    params = request.path_params
+    return await _state(ctx(request), params["thread_id"], params["checkpoint_id"])
 
 
-@router.post("/threads/{thread_id}/state/checkpoint", tags=["threads"])
-async def post_state_at(thread_id: str, body: StateAtCheckpoint, request: Request) -> Response:
-    return await _state(ctx(request), thread_id, body.checkpoint.checkpoint_id)
+@op("POST", "/threads/{thread_id}/state/checkpoint", tag="threads", body=StateAtCheckpoint)
+async def post_state_at(request: Request) -> Response:
+    """A thread's state at the checkpoint named in the body."""
+    body = parse(await request.body(), StateAtCheckpoint)
+    return await _state(ctx(request), request.path_params["thread_id"],
+                        body.checkpoint.checkpoint_id)
 
 
-@router.post("/threads/{thread_id}/state", tags=["threads"])
-async def update_state(thread_id: str, body: StateUpdate, request: Request) -> Response:
+@op("POST", "/threads/{thread_id}/state", tag="threads", body=StateUpdate)
+async def update_state(request: Request) -> Response:
+    """Write values to a thread as a new checkpoint (optionally as a node)."""
+    thread_id = request.path_params["thread_id"]
+    body = parse(await request.body(), StateUpdate)
     context = ctx(request)
     thread = await thread_or_404(context, thread_id)
     graph = context.graph_for(thread)
@@ -216,7 +248,7 @@ async def update_state(thread_id: str, body: StateUpdate, request: Request) -> R
         checkpoint_id = await graph.update_state(thread_id, body.values, as_node=body.as_node)
     except ThreadBusyError as exc:
         raise HTTPException(409, str(exc)) from None
-    except (GraphValidationError, InvalidUpdateError, ValueError, TypeError) as exc:
+    except (GraphValidationError, InvalidUpdateError, ValueError, TypeError, KeyError) as exc:
         raise HTTPException(422, str(exc)) from None
     snap = await graph.get_state(thread_id)
     await context.store.set_thread_state(thread_id, dumps(snap.values), None, None)
@@ -243,15 +275,18 @@ async def _history(context: Context, thread_id: str, body: HistoryRequest) -> Re
     return respond(out[:body.limit])
 
 
-@router.post("/threads/{thread_id}/history", tags=["threads"])
-async def post_history(thread_id: str, body: HistoryRequest, request: Request) -> Response:
-    return await _history(ctx(request), thread_id, body)
+@op("POST", "/threads/{thread_id}/history", tag="threads", body=HistoryRequest)
+async def post_history(request: Request) -> Response:
+    """A thread's checkpoints, newest first."""
+    body = parse(await request.body(), HistoryRequest)
+    return await _history(ctx(request), request.path_params["thread_id"], body)
 
 
-@router.get("/threads/{thread_id}/history", tags=["threads"])
-async def get_history(
-    thread_id: str, request: Request, limit: int = 10, before: str | None = None
-) -> Response:
-    if not 1 <= limit <= 1000:
-        raise HTTPException(422, "limit must be between 1 and 1000")
-    return await _history(ctx(request), thread_id, HistoryRequest(limit=limit, before=before))
+@op("GET", "/threads/{thread_id}/history", tag="threads",
+    query=[int_param("limit", 10, 1, 1000)])
+async def get_history(request: Request) -> Response:
+    """A thread's checkpoints, newest first."""
+    limit = q_int(request, "limit", 10, 1, 1000)
+    before = request.query_params.get("before") or None
+    return await _history(ctx(request), request.path_params["thread_id"],
+                          HistoryRequest(limit=limit, before=before))

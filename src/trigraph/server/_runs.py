@@ -21,20 +21,21 @@ from urllib.parse import quote
 
 import orjson
 import trio
-from fastapi import APIRouter, HTTPException, Request
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ._api import Param, bool_param, choice_param, int_param, op, q_bool, q_choice, q_int
 from ._convert import API_MODES
 from ._graphs import assistant_id
 from ._routes import ctx
-from ._schemas import CancelMany, RunCreate
+from ._schemas import UNSET, CancelMany, RunCreate, parse
 from ._shapes import Context, respond, run_json
 from ._sse import event_stream, sse_response
 from ._store import TERMINAL, RunRecord
 
-__all__ = ["router", "uuid7"]
+__all__ = ["uuid7"]
 
-router = APIRouter()
 KEEPALIVE = 5.0
 
 
@@ -45,6 +46,15 @@ def uuid7() -> str:
     value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | rand & (2**62 - 1)
     return str(uuid.UUID(int=value))
+
+
+def _config(body: RunCreate) -> dict[str, Any]:
+    config = body.config
+    if config is None:
+        return {}
+    out = {"recursion_limit": config.recursion_limit, "configurable": config.configurable,
+           "tags": config.tags}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _paths(run: RunRecord, stateless: bool) -> tuple[str, str]:
@@ -65,7 +75,7 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
     if command is not None and command.goto is not None:
         raise HTTPException(422, "command.goto is not supported by trigraph serve; use "
                                  "command.update and command.resume")
-    if command is not None and "resume" in command.model_fields_set and thread_id is None:
+    if command is not None and command.resume is not UNSET and thread_id is None:
         raise HTTPException(400, "You must provide a thread_id when resuming.")
     nodes = set(graphs.graphs[graph_id].nodes)
     for name in ("interrupt_before", "interrupt_after"):
@@ -79,10 +89,12 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
     temporary = thread_id is None
     cmd: dict[str, Any] | None = None
     if command is not None:
-        cmd = {k: getattr(command, k) for k in command.model_fields_set}
+        cmd = {} if command.update is None else {"update": command.update}
+        if command.resume is not UNSET:
+            cmd["resume"] = command.resume
     kwargs = {
         "input": body.input, "command": cmd,
-        "config": body.config.model_dump(exclude_none=True) if body.config else {},
+        "config": _config(body),
         "context": body.context or {}, "stream_mode": body.modes(),
         "interrupt_before": body.interrupt_before, "interrupt_after": body.interrupt_after,
         "webhook": body.webhook, "feedback_keys": body.feedback_keys,
@@ -170,46 +182,58 @@ def _stream(
 # -- creating runs ---------------------------------------------------------------
 
 
-@router.post("/threads/{thread_id}/runs", tags=["runs"])
-async def create_run(thread_id: str, body: RunCreate, request: Request) -> Response:
+@op("POST", "/threads/{thread_id}/runs", tag="runs", body=RunCreate)
+async def create_run(request: Request) -> Response:
+    """Queue a run on a thread."""
+    body = parse(await request.body(), RunCreate)
     context = ctx(request)
-    run = await _create(context, thread_id, body)
+    run = await _create(context, request.path_params["thread_id"], body)
     own, _ = _paths(run, False)
     return respond(run_json(run), headers={"Content-Location": own})
 
 
-@router.post("/runs", tags=["stateless runs"])
-async def create_stateless_run(body: RunCreate, request: Request) -> Response:
+@op("POST", "/runs", tag="stateless runs", body=RunCreate)
+async def create_stateless_run(request: Request) -> Response:
+    """Queue a run on a new temporary thread."""
+    body = parse(await request.body(), RunCreate)
     run = await _create(ctx(request), None, body)
     own, _ = _paths(run, True)
     return respond(run_json(run), headers={"Content-Location": own})
 
 
-@router.post("/threads/{thread_id}/runs/stream", tags=["runs"])
-async def stream_run(thread_id: str, body: RunCreate, request: Request) -> Response:
+@op("POST", "/threads/{thread_id}/runs/stream", tag="runs", body=RunCreate, sse=True)
+async def stream_run(request: Request) -> Response:
+    """Queue a run on a thread and stream its events (SSE)."""
+    body = parse(await request.body(), RunCreate)
     context = ctx(request)
-    run = await _create(context, thread_id, body)
+    run = await _create(context, request.path_params["thread_id"], body)
     return _stream(context, run, False, cancel_on_disconnect=body.on_disconnect == "cancel")
 
 
-@router.post("/runs/stream", tags=["stateless runs"])
-async def stream_stateless_run(body: RunCreate, request: Request) -> Response:
+@op("POST", "/runs/stream", tag="stateless runs", body=RunCreate, sse=True)
+async def stream_stateless_run(request: Request) -> Response:
+    """Queue a run on a temporary thread and stream its events (SSE)."""
+    body = parse(await request.body(), RunCreate)
     context = ctx(request)
     run = await _create(context, None, body)
     return _stream(context, run, True, cancel_on_disconnect=body.on_disconnect == "cancel")
 
 
-@router.post("/threads/{thread_id}/runs/wait", tags=["runs"])
-async def wait_run(thread_id: str, body: RunCreate, request: Request) -> Response:
+@op("POST", "/threads/{thread_id}/runs/wait", tag="runs", body=RunCreate)
+async def wait_run(request: Request) -> Response:
+    """Queue a run on a thread and answer with its final values."""
+    body = parse(await request.body(), RunCreate)
     context = ctx(request)
-    run = await _create(context, thread_id, body)
+    run = await _create(context, request.path_params["thread_id"], body)
     own, scoped = _paths(run, False)
     headers = {"Location": f"{scoped}/join", "Content-Location": own}
     return await _wait_response(context, run, headers, body.on_disconnect == "cancel")
 
 
-@router.post("/runs/wait", tags=["stateless runs"])
-async def wait_stateless_run(body: RunCreate, request: Request) -> Response:
+@op("POST", "/runs/wait", tag="stateless runs", body=RunCreate)
+async def wait_stateless_run(request: Request) -> Response:
+    """Queue a run on a temporary thread and answer with its final values."""
+    body = parse(await request.body(), RunCreate)
     context = ctx(request)
     run = await _create(context, None, body)
     own, scoped = _paths(run, True)
@@ -227,43 +251,56 @@ async def _run_or_404(context: Context, thread_id: str | None, run_id: str) -> R
     return run
 
 
-@router.get("/threads/{thread_id}/runs", tags=["runs"])
-async def list_runs(
-    thread_id: str, request: Request, limit: int = 10, offset: int = 0,
-    status: str | None = None,
-) -> Response:
+_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted")
+
+
+@op("GET", "/threads/{thread_id}/runs", tag="runs",
+    query=[int_param("limit", 10, 1, 1000), int_param("offset", 0, 0, 2**31),
+           choice_param("status", _STATUSES)])
+async def list_runs(request: Request) -> Response:
+    """A thread's runs, newest first."""
+    thread_id = request.path_params["thread_id"]
+    limit = q_int(request, "limit", 10, 1, 1000)
+    offset = q_int(request, "offset", 0, 0, 2**31)
+    status = q_choice(request, "status", None, _STATUSES)
     context = ctx(request)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise HTTPException(422, "limit must be 1..1000 and offset >= 0")
     if await context.store.get_thread(thread_id) is None:
         raise HTTPException(404, f"Thread with ID {thread_id} not found")
     runs = await context.store.list_runs(thread_id, limit=limit, offset=offset, status=status)
     return respond([run_json(r) for r in runs])
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", tags=["runs"])
-async def get_run(thread_id: str, run_id: str, request: Request) -> Response:
-    return respond(run_json(await _run_or_404(ctx(request), thread_id, run_id)))
+@op("GET", "/threads/{thread_id}/runs/{run_id}", tag="runs")
+async def get_run(request: Request) -> Response:
+    """A run."""
+    params = request.path_params
+    return respond(run_json(await _run_or_404(ctx(request), params["thread_id"],
+                                              params["run_id"])))
 
 
-@router.get("/runs/{run_id}", tags=["stateless runs"])
-async def get_stateless_run(run_id: str, request: Request) -> Response:
-    return respond(run_json(await _run_or_404(ctx(request), None, run_id)))
+@op("GET", "/runs/{run_id}", tag="stateless runs")
+async def get_stateless_run(request: Request) -> Response:
+    """A run, by its id alone."""
+    return respond(run_json(await _run_or_404(ctx(request), None,
+                                              request.path_params["run_id"])))
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}", tags=["runs"], status_code=204)
-async def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
-    await ctx(request).store.delete_run(thread_id, run_id)
+@op("DELETE", "/threads/{thread_id}/runs/{run_id}", tag="runs", status=204)
+async def delete_run(request: Request) -> Response:
+    """Delete a finished run and its events."""
+    params = request.path_params
+    await ctx(request).store.delete_run(params["thread_id"], params["run_id"])
     return Response(status_code=204)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/join", tags=["runs"])
-async def join_run(
-    thread_id: str, run_id: str, request: Request, cancel_on_disconnect: bool = False
-) -> Response:
+@op("GET", "/threads/{thread_id}/runs/{run_id}/join", tag="runs",
+    query=[bool_param("cancel_on_disconnect")])
+async def join_run(request: Request) -> Response:
+    """Wait for a run to end and answer with its final values."""
+    params = request.path_params
     context = ctx(request)
-    run = await _run_or_404(context, thread_id, run_id)
-    return await _wait_response(context, run, {}, cancel_on_disconnect)
+    run = await _run_or_404(context, params["thread_id"], params["run_id"])
+    return await _wait_response(context, run, {}, q_bool(request, "cancel_on_disconnect"))
 
 
 def _join_modes(request: Request) -> list[str] | None:
@@ -299,53 +336,61 @@ def _last_event_id(request: Request) -> int:
     return max(value, 0)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream", tags=["runs"])
-async def join_stream(
-    thread_id: str, run_id: str, request: Request, cancel_on_disconnect: bool = False
-) -> Response:
+_JOIN_QUERY = [bool_param("cancel_on_disconnect"), Param(
+    "stream_mode", {"type": "string"}, "repeat (or a JSON list) to keep only these modes")]
+
+
+@op("GET", "/threads/{thread_id}/runs/{run_id}/stream", tag="runs", query=_JOIN_QUERY,
+    sse=True)
+async def join_stream(request: Request) -> Response:
+    """Stream a run's events (SSE), after the Last-Event-ID header if given."""
+    params = request.path_params
     context = ctx(request)
-    run = await _run_or_404(context, thread_id, run_id)
+    run = await _run_or_404(context, params["thread_id"], params["run_id"])
     return _stream(context, run, False, after=_last_event_id(request),
-                   modes=_join_modes(request), cancel_on_disconnect=cancel_on_disconnect)
+                   modes=_join_modes(request),
+                   cancel_on_disconnect=q_bool(request, "cancel_on_disconnect"))
 
 
-@router.get("/runs/{run_id}/stream", tags=["stateless runs"])
-async def join_stateless_stream(
-    run_id: str, request: Request, cancel_on_disconnect: bool = False
-) -> Response:
+@op("GET", "/runs/{run_id}/stream", tag="stateless runs", query=_JOIN_QUERY, sse=True)
+async def join_stateless_stream(request: Request) -> Response:
+    """Stream a run's events (SSE) by its id alone."""
     context = ctx(request)
-    run = await _run_or_404(context, None, run_id)
+    run = await _run_or_404(context, None, request.path_params["run_id"])
     return _stream(context, run, True, after=_last_event_id(request),
-                   modes=_join_modes(request), cancel_on_disconnect=cancel_on_disconnect)
+                   modes=_join_modes(request),
+                   cancel_on_disconnect=q_bool(request, "cancel_on_disconnect"))
 
 
 # -- cancelling runs ---------------------------------------------------------------
 
 
-def _action(action: str) -> str:
-    if action not in ("interrupt", "rollback"):
-        raise HTTPException(422, f"action must be 'interrupt' or 'rollback', not {action!r}")
-    return action
+_ACTIONS = ("interrupt", "rollback")
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel", tags=["runs"])
-async def cancel_run(
-    thread_id: str, run_id: str, request: Request, wait: bool = False,
-    action: str = "interrupt",
-) -> Response:
+@op("POST", "/threads/{thread_id}/runs/{run_id}/cancel", tag="runs",
+    query=[bool_param("wait"), choice_param("action", _ACTIONS)])
+async def cancel_run(request: Request) -> Response:
+    """Cancel a run (202; with wait=1, 200 and its final values once it stopped)."""
+    thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
+    wait = q_bool(request, "wait")
+    action = q_choice(request, "action", "interrupt", _ACTIONS)
     context = ctx(request)
     run = await _run_or_404(context, thread_id, run_id)
-    await context.store.cancel_runs(thread_id, [run_id], _action(action))
+    await context.store.cancel_runs(thread_id, [run_id], action)
     if not wait:
         return Response(status_code=202)
     return await _wait_response(context, run, {}, False)
 
 
-@router.post("/runs/cancel", tags=["runs"], status_code=204)
-async def cancel_many(body: CancelMany, request: Request, action: str = "interrupt") -> Response:
+@op("POST", "/runs/cancel", tag="runs", body=CancelMany, status=204,
+    query=[choice_param("action", _ACTIONS)])
+async def cancel_many(request: Request) -> Response:
+    """Cancel the runs of a thread, by ids, or by status."""
+    body = parse(await request.body(), CancelMany)
+    action = q_choice(request, "action", "interrupt", _ACTIONS)
     status = None if body.status in (None, "all") else body.status
     if body.thread_id is None and body.run_ids is None and body.status is None:
         raise HTTPException(422, "name the runs to cancel: thread_id, run_ids or status")
-    await ctx(request).store.cancel_runs(body.thread_id, body.run_ids, _action(action),
-                                         status=status)
+    await ctx(request).store.cancel_runs(body.thread_id, body.run_ids, action, status=status)
     return Response(status_code=204)

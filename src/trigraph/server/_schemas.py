@@ -1,64 +1,66 @@
-"""The request bodies of the LangGraph Server API, as pydantic models.
+"""The request bodies of the LangGraph Server API, as msgspec structs.
 
-FastAPI validates every body against these before a route runs: a body
-that is not JSON, or whose fields have the wrong type or value, is answered
-with 422 and a JSON ``detail`` that names the field. Fields the SDK sends
-that trigraph does not use (``webhook``, ``feedback_keys``, ``ttl``, ...)
-are accepted and ignored; unknown fields are ignored too, so newer clients
-keep working.
+:func:`parse` decodes and validates a body in one pass (msgspec): a body that
+is not JSON, or whose fields have the wrong type or value, is refused with
+422 and a ``detail`` naming the field (``Expected `int`, got `str` - at
+`$.limit```). Fields the SDK sends that trigraph does not use
+(``webhook``, ``feedback_keys``, ``ttl``, ...) are accepted and ignored, and
+so are unknown fields, so newer clients keep working. The same structs give
+the OpenAPI document its schemas.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
+from starlette.exceptions import HTTPException
 
 __all__ = [
+    "AssistantCount",
     "AssistantSearch",
     "CancelMany",
     "HistoryRequest",
     "RunCreate",
     "StateAtCheckpoint",
     "StateUpdate",
+    "ThreadCount",
     "ThreadCreate",
     "ThreadPatch",
     "ThreadSearch",
+    "parse",
 ]
 
+T = TypeVar("T")
+UNSET = msgspec.UNSET
 StreamMode = Literal[
     "values", "updates", "custom", "messages", "messages-tuple", "tasks", "debug"
 ]
-Id = Annotated[str, Field(min_length=1, max_length=256)]
-Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+Offset = Annotated[int, msgspec.Meta(ge=0)]
+Status = Literal["idle", "busy", "interrupted", "error"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class CommandBody(_Body):
+class CommandBody(msgspec.Struct):
     update: dict[str, Any] | None = None
-    resume: Any = None
+    resume: Any = UNSET
     goto: Any = None
 
 
-class Config(_Body):
-    model_config = ConfigDict(extra="allow")
-    recursion_limit: Annotated[int, Field(ge=1)] | None = None
+class Config(msgspec.Struct):
+    recursion_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
     configurable: dict[str, Any] | None = None
     tags: list[str] | None = None
 
 
-class CheckpointRef(_Body):
-    model_config = ConfigDict(extra="allow")
+class CheckpointRef(msgspec.Struct):
     checkpoint_id: Id | None = None
     checkpoint_ns: str | None = None
     thread_id: str | None = None
 
 
-class RunCreate(_Body):
+class RunCreate(msgspec.Struct):
     """``POST /threads/{thread_id}/runs[/stream|/wait]`` and ``/runs[...]``."""
 
     assistant_id: Id
@@ -81,7 +83,7 @@ class RunCreate(_Body):
     if_not_exists: Literal["create", "reject"] = "reject"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     on_completion: Literal["delete", "keep"] = "delete"
-    after_seconds: Annotated[float, Field(ge=0, le=86_400 * 365)] = 0
+    after_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400 * 365)] = 0
     durability: Literal["sync", "async", "exit"] | None = None
 
     def modes(self) -> list[str]:
@@ -89,7 +91,7 @@ class RunCreate(_Body):
         return list(dict.fromkeys([mode] if isinstance(mode, str) else mode)) or ["values"]
 
 
-class ThreadCreate(_Body):
+class ThreadCreate(msgspec.Struct):
     thread_id: Id | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -98,11 +100,11 @@ class ThreadCreate(_Body):
     ttl: Any = None
 
 
-class ThreadSearch(_Body):
+class ThreadSearch(msgspec.Struct):
     metadata: dict[str, Any] | None = None
     values: dict[str, Any] | None = None
     ids: list[Id] | None = None
-    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    status: Status | None = None
     limit: Limit = 10
     offset: Offset = 0
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
@@ -111,30 +113,30 @@ class ThreadSearch(_Body):
     extract: dict[str, str] | None = None
 
 
-class ThreadCount(_Body):
+class ThreadCount(msgspec.Struct):
     metadata: dict[str, Any] | None = None
     values: dict[str, Any] | None = None
-    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    status: Status | None = None
 
 
-class ThreadPatch(_Body):
+class ThreadPatch(msgspec.Struct):
     metadata: dict[str, Any] | None = None
     ttl: Any = None
 
 
-class StateUpdate(_Body):
+class StateUpdate(msgspec.Struct):
     values: dict[str, Any] | None = None
     as_node: Id | None = None
     checkpoint: CheckpointRef | None = None
     checkpoint_id: Id | None = None
 
 
-class StateAtCheckpoint(_Body):
+class StateAtCheckpoint(msgspec.Struct):
     checkpoint: CheckpointRef
     subgraphs: bool = False
 
 
-class HistoryRequest(_Body):
+class HistoryRequest(msgspec.Struct):
     limit: Limit = 10
     before: CheckpointRef | Id | None = None
     metadata: dict[str, Any] | None = None
@@ -142,7 +144,7 @@ class HistoryRequest(_Body):
     select: list[str] | None = None
 
 
-class AssistantSearch(_Body):
+class AssistantSearch(msgspec.Struct):
     metadata: dict[str, Any] | None = None
     graph_id: Id | None = None
     name: str | None = None
@@ -153,13 +155,34 @@ class AssistantSearch(_Body):
     select: list[str] | None = None
 
 
-class AssistantCount(_Body):
+class AssistantCount(msgspec.Struct):
     metadata: dict[str, Any] | None = None
     graph_id: Id | None = None
     name: str | None = None
 
 
-class CancelMany(_Body):
+class CancelMany(msgspec.Struct):
     thread_id: Id | None = None
     run_ids: list[Id] | None = None
     status: Literal["pending", "running", "all"] | None = None
+
+
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def parse(body: bytes, kind: type[T]) -> T:
+    """Decode and validate a request *body* as *kind* (an empty body: ``{}``).
+
+    Raises:
+      HTTPException: 422 with the decoder's message naming the field.
+    """
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    try:
+        value: T = decoder.decode(body or b"{}")
+    except msgspec.ValidationError as exc:
+        raise HTTPException(422, f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise HTTPException(422, f"Request body is not valid JSON: {exc}") from None
+    return value

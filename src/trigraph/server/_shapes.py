@@ -12,7 +12,7 @@ import datetime
 from typing import Any
 
 import attrs
-from fastapi import HTTPException
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from trigraph import CompiledGraph, StateSnapshot

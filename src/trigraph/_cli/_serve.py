@@ -37,8 +37,8 @@ def _require_extra(cmd: str) -> None:
     try:
         import hypercorn  # noqa: F401
         import msgspec  # noqa: F401
-        import starlette  # noqa: F401
         import sse_starlette  # noqa: F401
+        import starlette  # noqa: F401
     except ImportError:
         raise UsageError(_MISSING.format(cmd=cmd)) from None
 

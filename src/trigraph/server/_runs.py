@@ -32,7 +32,7 @@ from ._routes import ctx
 from ._schemas import UNSET, CancelMany, RunCreate, parse
 from ._shapes import Context, respond, run_json
 from ._sse import event_stream, sse_response
-from ._store import TERMINAL, RunRecord
+from ._store import SAFETY, TERMINAL, RunRecord
 
 __all__ = ["uuid7"]
 
@@ -100,7 +100,9 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
         "webhook": body.webhook, "feedback_keys": body.feedback_keys,
         "temporary": temporary, "subgraphs": body.stream_subgraphs,
         "resumable": body.stream_resumable, "checkpoint_during": body.checkpoint_during,
-        "durability": body.durability or "async", "checkpoint_id": checkpoint_id,
+        "durability": body.durability or ("exit" if temporary and body.on_completion == "delete"
+                                          else "async"),
+        "checkpoint_id": checkpoint_id,
         "on_completion": body.on_completion if temporary else "keep",
     }
     now = time.time()
@@ -132,7 +134,7 @@ async def _wait_done(context: Context, run_id: str, timeout: float) -> bytes | N
         left = deadline - trio.current_time()
         if left <= 0:
             return None
-        await store.hub.wait(wake, min(left, store.poll))
+        await store.hub.wait(wake, min(left, SAFETY))
 
 
 async def _cancel_one(context: Context, run: RunRecord) -> None:

@@ -23,7 +23,7 @@ from trigraph.abc import Checkpointer
 from ._app import DEFAULT_MAX_BODY, create_app
 from ._graphs import Graphs
 from ._shapes import Context
-from ._store import RunStore
+from ._store import RunStore, watch
 from ._store_sqlite import LockedCheckpointer, SqliteStore
 from ._worker import Worker
 
@@ -132,6 +132,7 @@ async def serve(
                 worker = Worker(store, served, cp, concurrency=workers, lease=lease)
                 await nursery.start(worker.run)
             nursery.start_soon(_sweep, store, keep_events)
+            await nursery.start(watch, store)
             binds: list[str] = await nursery.start(hypercorn_serve, app, config)
             task_status.started(int(binds[0].rsplit(":", 1)[1]))
 
@@ -155,5 +156,6 @@ async def run_worker(
     async with open_backend(db) as (store, cp):
         worker = Worker(store, Graphs(graphs, cp), cp, concurrency=concurrency, lease=lease)
         async with trio.open_nursery() as nursery:
+            await nursery.start(watch, store)
             await nursery.start(worker.run)
             task_status.started()

@@ -22,7 +22,7 @@ from typing import Any
 import trio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from ._store import TERMINAL, EventRow, RunStore
+from ._store import SAFETY, TERMINAL, EventRow, RunStore
 
 __all__ = ["BATCH", "HEARTBEAT", "END_FRAME", "event_stream", "frame", "sse_response"]
 
@@ -84,7 +84,7 @@ async def event_stream(
                 yield END_FRAME
                 return
             continue
-        await hub.wait(wake, store.poll)
+        await hub.wait(wake, SAFETY)
 
 
 def _heartbeat() -> ServerSentEvent:

@@ -40,7 +40,9 @@ __all__ = [
     "NotFound",
     "RunRecord",
     "RunStore",
+    "SAFETY",
     "Strategy",
+    "watch",
 ]
 
 Strategy = Literal["reject", "enqueue", "interrupt", "rollback"]
@@ -139,6 +141,10 @@ class Hub:
         if ev is not None:
             ev.set()
 
+    def waited(self) -> list[str]:
+        """The keys some task is waiting on (or took the event of)."""
+        return list(self._events)
+
     async def wait(self, ev: trio.Event, timeout: float) -> None:
         """Wait for *ev*, at most *timeout* seconds (the polling fallback).
 
@@ -146,6 +152,46 @@ class Hub:
         """
         with trio.move_on_after(timeout if math.isfinite(timeout) else 3600):
             await ev.wait()
+
+
+SAFETY = 10.0
+"""Seconds a waiter sleeps at most without a wake-up (a safety net only:
+wake-ups come from this process's writes and from :func:`watch`)."""
+
+
+async def watch(
+    store: RunStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Wake this process's waiters for changes made by other processes.
+
+    Every ``store.poll`` seconds, one query reads the status, last event id
+    and cancel request of the runs someone here waits on (and whether a run
+    is ready to claim), and notifies the keys whose run changed. With no
+    waiters it reads nothing.
+
+    Cancellation:
+      Runs until cancelled; holds nothing between polls.
+    """
+    seen: dict[str, tuple[str, int, str | None]] = {}
+    task_status.started()
+    while True:
+        await trio.sleep(store.poll)
+        keys = store.hub.waited()
+        runs = {k.split(":", 1)[1] for k in keys if not k.startswith("runs")}
+        if not runs and "runs" not in keys:
+            continue
+        try:
+            states, ready = await store.changes(sorted(runs), "runs" in keys)
+        except Exception:
+            continue  # the database is down: waiters keep their safety timeout
+        for rid in runs:
+            now = states.get(rid)
+            if now != seen.get(rid):
+                for kind in ("events", "done", "cancel"):
+                    store.hub.notify(f"{kind}:{rid}")
+        seen = {rid: state for rid, state in states.items()}
+        if ready:
+            store.hub.notify("runs")
 
 
 class RunStore(Protocol):
@@ -210,7 +256,9 @@ class RunStore(Protocol):
     ) -> tuple[list[EventRow], str | None]: ...
 
     # -- runs (worker side)
-    async def claim(self, worker: str, lease: float, graphs: list[str]) -> RunRecord | None: ...
+    async def claim(
+        self, worker: str, lease: float, graphs: list[str], limit: int = 1
+    ) -> list[RunRecord]: ...
     async def begin(
         self, run_id: str, attempt: int, head: str, frames: list[tuple[str, bytes]]
     ) -> None: ...
@@ -236,3 +284,6 @@ class RunStore(Protocol):
         forget: bool = False,
     ) -> None: ...
     async def sweep(self, keep: float) -> int: ...
+    async def changes(
+        self, run_ids: list[str], claimable: bool
+    ) -> tuple[dict[str, tuple[str, int, str | None]], bool]: ...

@@ -140,7 +140,7 @@ class SqliteStore:
 
     cross_process = False
 
-    def __init__(self, path: str | os.PathLike[str], *, poll: float = 0.5) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, poll: float = 0.2) -> None:
         self.path = Path(path)
         self.hub = Hub()
         self.poll = poll
@@ -507,26 +507,26 @@ class SqliteStore:
     # -- runs: the worker side ------------------------------------------------
 
     async def claim(
-        self, worker: str, lease: float, graphs: list[str]
-    ) -> RunRecord | None:
-        """Claim the oldest claimable run of one of *graphs*, if any."""
+        self, worker: str, lease: float, graphs: list[str], limit: int = 1
+    ) -> list[RunRecord]:
+        """Claim up to *limit* of the oldest claimable runs of *graphs*."""
         now = time.time()
         served = ",".join("?" * len(graphs))
 
-        def work(conn: sqlite3.Connection) -> RunRecord | None:
+        def work(conn: sqlite3.Connection) -> list[RunRecord]:
             self._reap(conn, now)
-            row = conn.execute(
+            rows = conn.execute(
                 "UPDATE trigraph_server_runs SET status='running', attempt=attempt+1, "
-                "worker=?, lease_until=?, updated_at=? WHERE ord = ("
+                "worker=?, lease_until=?, updated_at=? WHERE ord IN ("
                 "SELECT r.ord FROM trigraph_server_runs r WHERE r.status='pending' "
                 f"AND r.not_before<=? AND r.graph_id IN ({served}) AND NOT EXISTS ("
                 "SELECT 1 FROM trigraph_server_runs o "
                 "WHERE o.thread_id=r.thread_id AND (o.status='running' OR "
-                "(o.status='pending' AND o.ord<r.ord))) ORDER BY r.ord LIMIT 1) "
+                "(o.status='pending' AND o.ord<r.ord))) ORDER BY r.ord LIMIT ?) "
                 f"RETURNING {_RUN_COLUMNS}",
-                (worker, now + lease, now, now, *graphs),
-            ).fetchone()
-            return None if row is None else _run(row)
+                (worker, now + lease, now, now, *graphs, limit),
+            ).fetchall()
+            return [_run(r) for r in rows]
 
         return await self._do(work, write=True)
 
@@ -664,6 +664,28 @@ class SqliteStore:
         self.hub.notify(f"events:{run_id}")
         self.hub.notify(f"done:{run_id}")
         self.hub.notify("runs")
+
+    async def changes(
+        self, run_ids: list[str], claimable: bool
+    ) -> tuple[dict[str, tuple[str, int, str | None]], bool]:
+        """(status, last event id, cancel request) of *run_ids*, and whether a
+        run is ready to claim (when *claimable*): one read for every waiter."""
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> tuple[dict[str, tuple[str, int, str | None]], bool]:
+            states: dict[str, tuple[str, int, str | None]] = {}
+            for i in range(0, len(run_ids), 500):
+                part = run_ids[i:i + 500]
+                rows = conn.execute(
+                    "SELECT run_id, status, seq, cancel FROM trigraph_server_runs WHERE "
+                    f"run_id IN ({','.join('?' * len(part))})", part).fetchall()
+                states.update({r[0]: (r[1], r[2], r[3]) for r in rows})
+            ready = claimable and conn.execute(
+                "SELECT 1 FROM trigraph_server_runs WHERE (status='pending' AND not_before<=?) "
+                "OR (status='running' AND lease_until<?) LIMIT 1", (now, now)).fetchone() is not None
+            return states, ready
+
+        return await self._do(work)
 
     async def sweep(self, keep: float) -> int:
         """Forget finished runs of temporary threads, and the events of every

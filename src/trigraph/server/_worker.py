@@ -41,7 +41,7 @@ from trigraph.events import Event
 
 from ._convert import Converter, dumps, engine_modes, interrupt_json
 from ._graphs import Graphs
-from ._store import LeaseLost, RunRecord, RunStore
+from ._store import SAFETY, LeaseLost, RunRecord, RunStore
 
 __all__ = ["Worker"]
 
@@ -116,19 +116,26 @@ class Worker:
             task_status.started()
             while True:
                 await slots.acquire()
+                free = 1
+                while True:  # take every free slot: one claim for several runs
+                    try:
+                        slots.acquire_nowait()
+                    except trio.WouldBlock:
+                        break
+                    free += 1
                 wake = store.hub.event("runs")
                 try:
-                    run = await store.claim(self.name, self.lease, served)
+                    runs = await store.claim(self.name, self.lease, served, free)
                 except Exception:
                     log.exception("claiming a run failed; retrying")
-                    slots.release()
+                    runs = []
                     await trio.sleep(store.poll)
-                    continue
-                if run is None:
+                for _ in range(free - len(runs)):
                     slots.release()
-                    await store.hub.wait(wake, store.poll)
-                    continue
-                nursery.start_soon(self._guarded, run, slots, name=f"run {run.run_id}")
+                for run in runs:
+                    nursery.start_soon(self._guarded, run, slots, name=f"run {run.run_id}")
+                if not runs:
+                    await store.hub.wait(wake, SAFETY)
 
     async def _guarded(self, run: RunRecord, slots: trio.Semaphore) -> None:
         job = _Job(run)

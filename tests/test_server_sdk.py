@@ -66,7 +66,8 @@ def test_threads_create_get_search_update_delete(server: Any) -> None:
     async def main(c: Any) -> None:
         t = await c.threads.create(metadata={"user": "ada"})
         tid = t["thread_id"]
-        assert t["status"] == "idle" and t["metadata"] == {"user": "ada"}
+        assert t["status"] == "idle"
+        assert t["metadata"] == {"user": "ada"}
         assert (await c.threads.get(tid))["thread_id"] == tid
         with pytest.raises(ConflictError):
             await c.threads.create(thread_id=tid)
@@ -89,9 +90,11 @@ def test_wait_state_history_and_update_state(server: Any) -> None:
         out = await c.runs.wait(tid, "chain", input={"items": [0]})
         assert out == {"items": [0, "a", "b", "c"]}
         state = await c.threads.get_state(tid)
-        assert state["values"] == out and state["next"] == []
+        assert state["values"] == out
+        assert state["next"] == []
         thread = await c.threads.get(tid)
-        assert thread["status"] == "idle" and thread["values"] == out
+        assert thread["status"] == "idle"
+        assert thread["values"] == out
         assert thread["metadata"]["graph_id"] == "chain"
         history = await c.threads.get_history(tid, limit=100)
         assert [h["values"]["items"] for h in history][-1] == [0]
@@ -115,7 +118,8 @@ def test_stream_modes_ids_and_end(server: Any) -> None:
             tid, "chain", input={"items": [], "n_custom": 2},
             stream_mode=["values", "updates", "custom", "tasks", "debug"]))
         events = [p.event for p in got]
-        assert events[0] == "metadata" and events[-1] == "end"
+        assert events[0] == "metadata"
+        assert events[-1] == "end"
         assert got[1] == got[1]._replace(event="values", data={"items": [], "n_custom": 2})
         ids = [int(p.id) for p in got[:-1]]
         assert ids == list(range(1, len(ids) + 1))
@@ -152,7 +156,8 @@ def test_interrupt_and_resume(server: Any) -> None:
         thread = await c.threads.get(tid)
         assert thread["status"] == "interrupted"
         state = await c.threads.get_state(tid)
-        assert state["next"] == ["ask"] and state["interrupts"][0]["value"]["question"]
+        assert state["next"] == ["ask"]
+        assert state["interrupts"][0]["value"]["question"]
         streamed = await collect(c.runs.stream(tid, "ask", command={"resume": "yes"},
                                                stream_mode="values"))
         assert streamed[-2].data == {"question": "sure?", "answer": "yes"}
@@ -176,7 +181,8 @@ def test_graph_error_is_200_with_error_and_an_error_event(server: Any) -> None:
         assert runs[0]["status"] == "error"
         assert (await c.threads.get(tid))["status"] == "error"
         got = await collect(c.runs.stream(tid, "chain", input={"fail": "b"}))
-        assert got[-2].event == "error" and got[-2].data["message"] == "boom!"
+        assert got[-2].event == "error"
+        assert got[-2].data["message"] == "boom!"
         with pytest.raises(Exception, match="boom"):
             await c.runs.wait(tid, "chain", input={"fail": "b"})
 
@@ -279,10 +285,12 @@ def test_stateless_runs(server: Any) -> None:
         with http.stream("POST", "/runs/stream", json={"assistant_id": "chain",
                                                         "input": {}}) as response:
             location = response.headers["location"]
-            assert location.startswith("/runs/") and location.endswith("/stream")
+            assert location.startswith("/runs/")
+            assert location.endswith("/stream")
             body = b"".join(response.iter_raw())
         again = http.get(location)  # the Location of a stateless stream exists
-        assert again.status_code == 200 and again.content == body
+        assert again.status_code == 200
+        assert again.content == body
 
 
 def test_after_seconds_and_run_listing(server: Any) -> None:
@@ -344,7 +352,8 @@ def test_raw_sse_framing(server: Any) -> None:
     assert frames[0] == (b'event: metadata\r\ndata: {"run_id":"%s","attempt":1}\r\nid: 1'
                          % rid.encode())
     assert frames[1] == b'event: values\r\ndata: {"items":[]}\r\nid: 2'
-    assert frames[-2] == b"event: end\r\ndata: null" and frames[-1] == b""
+    assert frames[-2] == b"event: end\r\ndata: null"
+    assert frames[-1] == b""
     with server.client(SERVER_KEY) as http:
         wait = http.post(f"/threads/{tid}/runs/wait", json={"assistant_id": "chain"})
         assert wait.headers["location"].startswith(f"/threads/{tid}/runs/")
@@ -359,7 +368,8 @@ def test_unknown_stream_mode_and_bad_cursor(server: Any) -> None:
         assert http.get(path, params={"stream_mode": "events"}).status_code == 422
         assert http.get(path, headers={"Last-Event-ID": "17-0"}).status_code == 422
         ok = http.get(path, params={"stream_mode": '["values","custom"]'})
-        assert ok.status_code == 200 and b"event: values" in ok.content
+        assert ok.status_code == 200
+        assert b"event: values" in ok.content
         for mode in ("events", "checkpoints", "lifecycle"):
             bad = http.post(f"/threads/{tid}/runs", json={"assistant_id": "chain",
                                                           "stream_mode": mode})
@@ -371,7 +381,8 @@ def test_api_key(server: Any) -> None:
         assert http.get("/ok").status_code == 200
         for path in ("/info", "/openapi.json", "/assistants/search", "/threads/x"):
             response = http.get(path, headers={"x-api-key": "wrong"})
-            assert response.status_code == 401 and "detail" in response.json()
+            assert response.status_code == 401
+            assert "detail" in response.json()
             assert http.get(path).status_code == 401
         assert http.post("/assistants/search", json={},
                          headers={"x-api-key": SERVER_KEY}).status_code == 200

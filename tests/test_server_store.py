@@ -64,7 +64,8 @@ async def test_strategies(store: SqliteStore) -> None:
                                        if_not_exists="create", after_seconds=0)
     assert sorted(cancelled) == ["r1", "r2"]
     r1, r2 = await store.get_run("t", "r1"), await store.get_run("t", "r2")
-    assert r1 is not None and r2 is not None
+    assert r1 is not None
+    assert r2 is not None
     assert (r1.status, r1.cancel) == ("running", "interrupt")  # the worker stops it
     assert r2.status == "interrupted"  # a pending run just ends
     await store.create_run(run("r5", strategy="rollback"), if_not_exists="create",
@@ -74,7 +75,7 @@ async def test_strategies(store: SqliteStore) -> None:
 
 async def test_writes_are_fenced_by_attempt(store: SqliteStore) -> None:
     await store.create_run(run("r1"), if_not_exists="create", after_seconds=0)
-    (claimed,) = await store.claim("w1", 0.0, ["g"], 1)  # a lease that lapsed at once
+    (_claimed,) = await store.claim("w1", 0.0, ["g"], 1)  # a lease that lapsed at once
     await store.begin("r1", 1, "", [("metadata", b"{}")])
     await trio.sleep(0.01)
     (again,) = await store.claim("w2", 30, ["g"], 1)  # reaped and taken over

@@ -29,8 +29,8 @@ from ._load import DEFAULT_DB, UsageError, _find_graph, _import_file, _is_path, 
 
 __all__ = ["cmd_serve", "cmd_worker"]
 
-_MISSING = ("trigraph {cmd} needs the 'server' extra (Starlette, msgspec, Hypercorn, sse-starlette): "
-            "pip install 'trigraph[server]'")
+_MISSING = ("trigraph {cmd} needs the 'server' extra (Starlette, msgspec, Hypercorn, "
+            "sse-starlette): pip install 'trigraph[server]'")
 
 
 def _require_extra(cmd: str) -> None:

@@ -680,9 +680,10 @@ class SqliteStore:
                     "SELECT run_id, status, seq, cancel FROM trigraph_server_runs WHERE "
                     f"run_id IN ({','.join('?' * len(part))})", part).fetchall()
                 states.update({r[0]: (r[1], r[2], r[3]) for r in rows})
-            ready = claimable and conn.execute(
+            row = conn.execute(
                 "SELECT 1 FROM trigraph_server_runs WHERE (status='pending' AND not_before<=?) "
-                "OR (status='running' AND lease_until<?) LIMIT 1", (now, now)).fetchone() is not None
+                "OR (status='running' AND lease_until<?) LIMIT 1", (now, now)).fetchone()
+            ready = claimable and row is not None
             return states, ready
 
         return await self._do(work)

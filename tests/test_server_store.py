@@ -117,16 +117,6 @@ async def test_after_seconds_delays_the_claim(store: SqliteStore) -> None:
     assert len(await store.claim("w", 30, ["g"], 1)) == 1
 
 
-async def test_a_released_run_is_claimed_again_with_the_same_attempt(
-    store: SqliteStore,
-) -> None:
-    await store.create_run(run("r1"), if_not_exists="create", after_seconds=0)
-    (first,) = await store.claim("w", 30, ["g"], 1)
-    await store.release("r1", first.attempt, 0)
-    (again,) = await store.claim("w", 30, ["g"], 1)
-    assert again.attempt == first.attempt == 1
-
-
 async def test_cancelling_a_pending_run_settles_the_thread(store: SqliteStore) -> None:
     await store.create_thread("t", {}, "raise")
     await store.create_run(run("r1"), if_not_exists="reject", after_seconds=60)

@@ -3,18 +3,20 @@ worker SIGKILLed mid-run loses the run to the other, and the client's stream
 is complete with no event lost or repeated; a cancel from the API process
 stops a run on a worker within a second.
 
-The database is a SQLite file here (processes of one machine, wake-ups by
-polling); the same tests run on PostgreSQL when it is available.
+Each test runs on a SQLite file (processes of one machine, wake-ups by
+polling) and on PostgreSQL (LISTEN/NOTIFY), in a fresh database of the
+session's disposable server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from _server import TARGETS, Proc, Server
@@ -25,17 +27,34 @@ from langgraph_sdk import get_client
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def _pg_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database of the session's PostgreSQL server, as a URL."""
+    import psycopg
+
+    dsn = request.getfixturevalue("pg_dsn")
+    name = f"server_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    query = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in params.items()
+                     if k not in ("dbname", "user", "password"))
+    user = quote(str(params.get("user", "postgres")))
+    return f"postgresql://{user}@/{name}?{query}"
+
+
+@pytest.fixture(scope="module", params=["sqlite"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("cluster")
-    db = str(folder / "threads.db")
+    db = str(folder / "threads.db") if request.param == "sqlite" else _pg_url(request)
     api = Server(folder, "--db", db, "--workers", "0", name="api")
     workers = [Proc(["worker", *TARGETS, "--db", db, "--lease", "1", "--concurrency", "4"],
                     folder / f"worker{i}.log") for i in range(2)]
     try:
         for w in workers:
             w.wait_for("trigraph worker: running")
-        yield {"api": api, "workers": workers, "db": db}
+        yield {"api": api, "workers": workers, "db": db, "folder": folder}
     finally:
         for w in workers:
             w.stop()
@@ -46,9 +65,16 @@ def _holder(db: str, run_id: str, timeout: float = 10) -> int:
     """The pid of the worker holding *run_id* (read from the queue table)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with sqlite3.connect(db) as conn:
-            row = conn.execute("SELECT worker FROM trigraph_server_runs WHERE run_id=? "
-                               "AND status='running'", (run_id,)).fetchone()
+        if db.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(db) as pg:
+                row = pg.execute("SELECT worker FROM trigraph.server_runs WHERE run_id=%s "
+                                 "AND status='running'", (run_id,)).fetchone()
+        else:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute("SELECT worker FROM trigraph_server_runs WHERE run_id=? "
+                                   "AND status='running'", (run_id,)).fetchone()
         if row and row[0]:
             return int(row[0].split(":")[1])
         time.sleep(0.02)
@@ -96,7 +122,7 @@ def test_a_killed_worker_loses_its_run_and_the_stream_stays_whole(
     # a fresh worker takes the dead one's place for the next test
     workers[workers.index(next(w for w in workers if w.popen.poll() is not None))] = Proc(
         ["worker", *TARGETS, "--db", cluster["db"], "--lease", "1"],
-        Path(cluster["db"]).parent / "worker-new.log")
+        cluster["folder"] / "worker-new.log")
 
 
 def test_cancel_from_the_api_process_reaches_the_worker(cluster: dict[str, Any]) -> None:
@@ -121,3 +147,25 @@ def test_cancel_from_the_api_process_reaches_the_worker(cluster: dict[str, Any])
         return took
 
     assert asyncio.run(main()) < 1.0
+
+
+def test_a_hundred_concurrent_streams_across_processes(cluster: dict[str, Any]) -> None:
+    api = cluster["api"]
+
+    async def one(client: Any, i: int) -> list[Any]:
+        return [p async for p in client.runs.stream(
+            None, "chain", input={"items": [i], "n_custom": 3},
+            stream_mode=["custom", "values"])]
+
+    async def main() -> list[list[Any]]:
+        client = get_client(url=api.url)
+        try:
+            return list(await asyncio.gather(*(one(client, i) for i in range(100))))
+        finally:
+            await client.http.client.aclose()
+
+    for i, got in enumerate(asyncio.run(main())):
+        assert got[-2].data == {"items": [i, "a", "b", "c"], "n_custom": 3}
+        assert [p.data["i"] for p in got if p.event == "custom"] == [0, 1, 2]
+        ids = [int(p.id) for p in got if p.event != "end"]
+        assert ids == list(range(1, len(ids) + 1))

@@ -35,12 +35,18 @@ KEEP_EVENTS = 3600.0
 
 
 def is_postgres(db: str) -> bool:
+    """Whether *db* names a PostgreSQL database (a URL) rather than a SQLite file."""
     return db.startswith(("postgresql://", "postgres://"))
 
 
 @asynccontextmanager
-async def open_backend(db: str) -> AsyncIterator[tuple[RunStore, Checkpointer]]:
+async def open_backend(
+    db: str, *, lease: float = 30.0
+) -> AsyncIterator[tuple[RunStore, Checkpointer]]:
     """The run store and checkpointer of *db*, open for the block.
+
+    *lease* is also how long a PostgreSQL thread claim of a dead process
+    lasts, so that a run taken over can claim its thread as soon as it may.
 
     Cancellation:
       Entering is a checkpoint; leaving closes both, shielded.
@@ -50,12 +56,8 @@ async def open_backend(db: str) -> AsyncIterator[tuple[RunStore, Checkpointer]]:
       CheckpointError: the database cannot be opened or is not trigraph's.
     """
     if is_postgres(db):
-        import trigraph
-
-        if not hasattr(trigraph, "PostgresCheckpointer"):
-            raise ValueError("a postgresql:// database needs trigraph.PostgresCheckpointer, "
-                             "which this trigraph does not have yet; use a SQLite file")
-        raise ValueError("PostgreSQL is not served yet; use a SQLite file")
+        raise ValueError("a postgresql:// database needs trigraph's PostgreSQL support, "
+                         "which this build does not have yet; use a SQLite file")
     cp = SqliteCheckpointer(db)
     store = SqliteStore(db)
     try:
@@ -114,7 +116,7 @@ async def serve(
 
     .. versionadded:: 0.3
     """
-    async with open_backend(db) as (store, cp):
+    async with open_backend(db, lease=lease) as (store, cp):
         served = Graphs(graphs, cp)
         app = create_app(Context(store, served, cp), api_key=api_key,
                          cors_origins=cors_origins, max_body=max_body)
@@ -132,6 +134,7 @@ async def serve(
                 worker = Worker(store, served, cp, concurrency=workers, lease=lease)
                 await nursery.start(worker.run)
             nursery.start_soon(_sweep, store, keep_events)
+            await nursery.start(store.services)
             await nursery.start(watch, store)
             binds: list[str] = await nursery.start(hypercorn_serve, app, config)
             task_status.started(int(binds[0].rsplit(":", 1)[1]))
@@ -153,9 +156,10 @@ async def run_worker(
 
     .. versionadded:: 0.3
     """
-    async with open_backend(db) as (store, cp):
+    async with open_backend(db, lease=lease) as (store, cp):
         worker = Worker(store, Graphs(graphs, cp), cp, concurrency=concurrency, lease=lease)
         async with trio.open_nursery() as nursery:
+            await nursery.start(store.services)
             await nursery.start(watch, store)
             await nursery.start(worker.run)
             task_status.started()

@@ -591,17 +591,6 @@ class SqliteStore:
 
         return await self._do(work, write=True)
 
-    async def release(self, run_id: str, attempt: int, delay: float) -> None:
-        """Give a claimed run back to the queue (its thread was busy)."""
-        now = time.time()
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE trigraph_server_runs SET status='pending', worker=NULL, "
-                         "lease_until=NULL, not_before=?, attempt=attempt-1 WHERE run_id=? "
-                         "AND attempt=? AND status='running'", (now + delay, run_id, attempt))
-
-        await self._do(work, write=True)
-
     def _fenced_append(
         self, conn: sqlite3.Connection, run_id: str, attempt: int,
         frames: list[tuple[str, bytes]],
@@ -687,6 +676,14 @@ class SqliteStore:
             return states, ready
 
         return await self._do(work)
+
+    async def services(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Nothing runs in the background for SQLite (waiters of other
+        processes poll: see :func:`~trigraph.server._store.watch`)."""
+        task_status.started()
+        await trio.sleep_forever()
 
     async def sweep(self, keep: float) -> int:
         """Forget finished runs of temporary threads, and the events of every

@@ -20,7 +20,8 @@ A heartbeat task renews the leases of the runs it holds every
 fallback); a cancel request of this process (or, with PostgreSQL, of any
 process) wakes the run's watcher at once. A run whose lease was lost is
 cancelled and writes nothing more. A run whose thread is busy (a run that
-is not the queue's, e.g. a command-line run) goes back to the queue.
+is not the queue's, e.g. a command-line run, or a dead worker's claim that
+has not lapsed yet) is waited for, the run keeping its lease and its stream.
 """
 
 from __future__ import annotations
@@ -55,8 +56,24 @@ BUSY_RETRY = 0.2
 class _Job:
     run: RunRecord
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    """The scope of the engine call in progress (a new one for each try)."""
     action: str | None = None
     lost: bool = False
+    stopped: bool = False
+
+    def stop(self, *, action: str | None = None, lost: bool = False) -> None:
+        """Cancel the run: at a client's request (*action*) or because its
+        lease was lost."""
+        self.action = action or self.action
+        self.lost = self.lost or lost
+        self.stopped = True
+        self.scope.cancel()
+
+    def new_scope(self) -> trio.CancelScope:
+        self.scope = trio.CancelScope()
+        if self.stopped:
+            self.scope.cancel()
+        return self.scope
 
 
 def worker_name() -> str:
@@ -179,11 +196,9 @@ class Worker:
                 if job is None or job.run.attempt != attempt:
                     continue
                 if rid not in flags:
-                    job.lost = True
-                    job.scope.cancel()
+                    job.stop(lost=True)
                 elif flags[rid] is not None:
-                    job.action = flags[rid]
-                    job.scope.cancel()
+                    job.stop(action=flags[rid])
 
     async def _watch_cancel(self, job: _Job) -> None:
         """Wake on this process's cancel requests for the run (at once)."""
@@ -193,12 +208,10 @@ class Worker:
             await store.hub.wait(wake, float("inf"))
             current = await store.get_run(None, rid)
             if current is None or current.attempt != job.run.attempt:
-                job.lost = True
-                job.scope.cancel()
+                job.stop(lost=True)
                 return
             if current.cancel is not None:
-                job.action = current.cancel
-                job.scope.cancel()
+                job.stop(action=current.cancel)
                 return
 
     def _graph(self, run: RunRecord) -> CompiledGraph:
@@ -231,50 +244,57 @@ class Worker:
         if run.head is None:
             job.run = run = attrs.evolve(run, head=head)
         if run.cancel is not None:
-            job.action = run.cancel
-            job.scope.cancel()
+            job.stop(action=run.cancel)
         command = kw.get("command") or {}
         input: Any = kw.get("input") if fresh else None
         checkpoint_id = kw.get("checkpoint_id") if fresh else None
-        if fresh and command.get("update") is not None:
-            await graph.update_state(tid, command["update"])
-            input = None
+        update = command.get("update") if fresh else None
         if fresh and "resume" in command:
             input = Command(resume=command["resume"])
-        elif input is None and not head and checkpoint_id is None:
+        elif input is None and not head and checkpoint_id is None and update is None:
             input = {}  # a run without input on a new thread starts from an empty state
         modes = kw.get("stream_mode") or ["values"]
         conv = Converter(modes, subgraphs=bool(kw.get("subgraphs")), run_id=rid)
-        send, receive = trio.open_memory_channel[Event](BUFFER)
         config = kw.get("config") or {}
         result: dict[str, Any] | None = None
         failure: Exception | None = None
-        busy = False
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_cancel, job)
-            async with trio.open_nursery() as pumping:
-                pumping.start_soon(self._pump, job, receive, conv)
-                with job.scope:
-                    try:
-                        result = await graph.ainvoke(
-                            input, thread=tid, checkpoint_id=checkpoint_id, events=send,
-                            modes=sorted(engine_modes(modes)),
-                            durability=kw.get("durability") or "async",
-                            recursion_limit=int(config.get("recursion_limit") or 10_000),
-                        )
-                    except ThreadBusyError as exc:
-                        job.lost = job.lost or exc.lost
-                        busy = not exc.lost
-                    except Exception as exc:
-                        failure = exc
-                    finally:
-                        send.close()
+            while True:
+                # A thread held by a run that is not the queue's (or by a dead
+                # worker whose claim has not lapsed yet) is waited for: the run
+                # keeps its lease and its stream, and tries again.
+                busy = False
+                send, receive = trio.open_memory_channel[Event](BUFFER)
+                async with trio.open_nursery() as pumping:
+                    pumping.start_soon(self._pump, job, receive, conv)
+                    with job.new_scope():
+                        try:
+                            if update is not None:
+                                await graph.update_state(tid, update)
+                                update = None
+                                if not isinstance(input, Command):
+                                    input = None
+                            result = await graph.ainvoke(
+                                input, thread=tid, checkpoint_id=checkpoint_id, events=send,
+                                modes=sorted(engine_modes(modes)),
+                                durability=kw.get("durability") or "async",
+                                recursion_limit=int(config.get("recursion_limit") or 10_000),
+                            )
+                        except ThreadBusyError as exc:
+                            job.lost = job.lost or exc.lost
+                            busy = not exc.lost
+                        except Exception as exc:
+                            failure = exc
+                        finally:
+                            send.close()
+                if not busy or job.lost or job.stopped:
+                    break
+                with job.new_scope():
+                    await trio.sleep(BUSY_RETRY)
             nursery.cancel_scope.cancel()
         if job.lost:
             raise LeaseLost(rid, attempt)
-        if busy:
-            await store.release(rid, attempt, BUSY_RETRY)
-            return
         await self._finish(job, graph, conv, result, failure)
 
     async def _pump(
@@ -301,8 +321,7 @@ class Worker:
                     if frames:
                         await store.append_events(run.run_id, run.attempt, frames)
         except LeaseLost:
-            job.lost = True
-            job.scope.cancel()
+            job.stop(lost=True)
 
     async def _finish(
         self,

@@ -120,12 +120,18 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
     return run
 
 
-async def _wait_done(context: Context, run_id: str, timeout: float) -> bytes | None:
-    """The run's final body once it has ended, or ``None`` after *timeout*."""
+async def _wait_done(
+    context: Context, run_id: str, timeout: float, *, created: bool = False
+) -> bytes | None:
+    """The run's final body once it has ended, or ``None`` after *timeout*
+    (*created*: the run was queued just now, so it cannot have ended yet)."""
     store = context.store
     deadline = trio.current_time() + timeout
     while True:
         wake = store.hub.event(f"done:{run_id}")
+        if created:
+            created = False
+            await store.hub.wait(wake, min(timeout, SAFETY))
         run = await store.get_run(None, run_id)
         if run is None:
             return b"{}"  # rolled back: it left nothing
@@ -142,9 +148,10 @@ async def _cancel_one(context: Context, run: RunRecord) -> None:
 
 
 async def _wait_response(
-    context: Context, run: RunRecord, headers: dict[str, str], cancel_on_disconnect: bool
+    context: Context, run: RunRecord, headers: dict[str, str], cancel_on_disconnect: bool,
+    *, created: bool = False,
 ) -> Response:
-    first = await _wait_done(context, run.run_id, KEEPALIVE)
+    first = await _wait_done(context, run.run_id, KEEPALIVE, created=created)
     if first is not None:
         return respond(first, headers=headers)
 
@@ -229,7 +236,8 @@ async def wait_run(request: Request) -> Response:
     run = await _create(context, request.path_params["thread_id"], body)
     own, scoped = _paths(run, False)
     headers = {"Location": f"{scoped}/join", "Content-Location": own}
-    return await _wait_response(context, run, headers, body.on_disconnect == "cancel")
+    return await _wait_response(context, run, headers, body.on_disconnect == "cancel",
+                                created=True)
 
 
 @op("POST", "/runs/wait", tag="stateless runs", body=RunCreate)
@@ -240,7 +248,8 @@ async def wait_stateless_run(request: Request) -> Response:
     run = await _create(context, None, body)
     own, scoped = _paths(run, True)
     headers = {"Location": f"{scoped}/join", "Content-Location": own}
-    return await _wait_response(context, run, headers, body.on_disconnect == "cancel")
+    return await _wait_response(context, run, headers, body.on_disconnect == "cancel",
+                                created=True)
 
 
 # -- reading runs ------------------------------------------------------------------

@@ -36,7 +36,13 @@ import attrs
 import orjson
 import trio
 
-from trigraph import Command, CompiledGraph, RunTimeoutError, ThreadBusyError
+from trigraph import (
+    Command,
+    CompiledGraph,
+    MemoryCheckpointer,
+    RunTimeoutError,
+    ThreadBusyError,
+)
 from trigraph.abc import Checkpointer, CheckpointRecord
 from trigraph.events import Event
 
@@ -49,6 +55,8 @@ __all__ = ["Worker"]
 log = logging.getLogger("trigraph.server")
 BUFFER = 1024
 BATCH = 512
+LINGER = 0.004
+"""Seconds a batch of events waits for more before it is written."""
 BUSY_RETRY = 0.2
 
 
@@ -60,6 +68,8 @@ class _Job:
     action: str | None = None
     lost: bool = False
     stopped: bool = False
+    unsent: list[tuple[str, bytes]] = attrs.Factory(list)
+    """Events converted but not yet written (the run's last ones go with its end)."""
 
     def stop(self, *, action: str | None = None, lost: bool = False) -> None:
         """Cancel the run: at a client's request (*action*) or because its
@@ -236,11 +246,23 @@ class Worker:
         rid, tid, attempt = run.run_id, run.thread_id, run.attempt
         kw = run.kwargs
         graph = self._graph(run)
-        record = await self.cp.get(tid, "")
-        head = "" if record is None else record.id
+        scratch = run.temporary and kw_completion(run) == "delete"
+        if scratch:
+            # A thread deleted when the run ends keeps its checkpoints in
+            # memory: nothing to write or delete, interrupts still work, and
+            # a run taken over starts again from its input.
+            graph = graph.with_checkpointer(MemoryCheckpointer())
+        if scratch or (run.temporary and run.head is None):
+            head = ""  # a new temporary thread: nothing to read
+        else:
+            record = await self.cp.get(tid, "")
+            head = "" if record is None else record.id
         fresh = run.head is None or run.head == head
         meta = ("metadata", dumps({"run_id": rid, "attempt": attempt}))
-        await store.begin(rid, attempt, head, [meta])
+        if scratch:
+            job.unsent.append(meta)  # no head to record: sent with the first events
+        else:
+            await store.begin(rid, attempt, head, [meta])
         if run.head is None:
             job.run = run = attrs.evolve(run, head=head)
         if run.cancel is not None:
@@ -300,26 +322,46 @@ class Worker:
     async def _pump(
         self, job: _Job, receive: trio.MemoryReceiveChannel[Event], conv: Converter
     ) -> None:
+        """Write the run's events as they come, in batches.
+
+        The first batch is written at once (a client sees the run start
+        without delay); later ones when they hold :data:`BATCH` events or
+        :data:`LINGER` seconds after their first event (so a fast run's
+        events, and a burst's, share one write). The events still unwritten
+        when the engine closes the channel are left in ``job.unsent`` for the
+        run's final write.
+        """
         store, run = self.store, job.run
+        unsent = job.unsent
+        linger = 0.0 if unsent else LINGER  # unsent: the metadata event, not yet written
         try:
             async with receive:
-                ended = False
-                while not ended:
-                    try:
-                        frames = conv.convert(await receive.receive())
-                    except trio.EndOfChannel:
-                        break
-                    while len(frames) < BATCH:
+                while True:
+                    if not unsent or (len(unsent) == 1 and unsent[0][0] == "metadata"):
                         try:
-                            event = receive.receive_nowait()
-                        except trio.WouldBlock:
-                            break
+                            unsent.extend(conv.convert(await receive.receive()))
                         except trio.EndOfChannel:
-                            ended = True
-                            break
-                        frames.extend(conv.convert(event))
-                    if frames:
-                        await store.append_events(run.run_id, run.attempt, frames)
+                            return
+                        deadline = trio.current_time() + linger
+                        linger = LINGER
+                    with trio.move_on_at(deadline):
+                        while len(unsent) < BATCH:
+                            try:
+                                event = receive.receive_nowait()
+                            except trio.WouldBlock:
+                                event = None
+                            except trio.EndOfChannel:
+                                return
+                            if event is None:
+                                try:
+                                    event = await receive.receive()
+                                except trio.EndOfChannel:
+                                    return
+                            unsent.extend(conv.convert(event))
+                    batch, job.unsent = list(unsent), []
+                    unsent = job.unsent
+                    if batch:
+                        await store.append_events(run.run_id, run.attempt, batch)
         except LeaseLost:
             job.stop(lost=True)
 
@@ -333,7 +375,8 @@ class Worker:
     ) -> None:
         run, store = job.run, self.store
         rid, tid = run.run_id, run.thread_id
-        frames = conv.flush()
+        frames = [*job.unsent, *conv.flush()]
+        job.unsent = []
         interrupts = [interrupt_json(i.value, i.id) for i in conv.interrupts]
         thread_interrupts: dict[str, list[dict[str, Any]]] = {}
         for i in conv.interrupts:
@@ -369,8 +412,6 @@ class Worker:
             thread_status=thread_status, values=None if values is None else dumps(values),
             interrupts=dumps(thread_interrupts), delete=temporary, forget=forget,
         )
-        if temporary:
-            await self.cp.delete_thread(tid)
 
     async def _snapshot(self, graph: CompiledGraph, tid: str) -> Any:
         try:

@@ -13,8 +13,8 @@ import pytest
 from _server import GRAPHS, Server
 
 pytest.importorskip("hypercorn")
-from trigraph._cli._load import UsageError  # noqa: E402
-from trigraph._cli._serve import load_graphs  # noqa: E402
+from trigraph._cli._load import UsageError
+from trigraph._cli._serve import load_graphs
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,8 @@ Workloads, all stateless runs (``thread_id=None``) as in the reference:
 Usage (a separate venv: ``langgraph-cli[inmem]`` must not enter the dev one)::
 
     python3 -m venv .bench-venv
-    .bench-venv/bin/pip install -e '.[bench]'
-    .bench-venv/bin/python benchmarks/server.py [--seq-langgraph 30] [--pg DSN]
+    .bench-venv/bin/pip install -e '.[bench]'    # langgraph-cli[inmem], langgraph-sdk
+    .bench-venv/bin/python benchmarks/server.py [--seq-langgraph 30] [--pg URL]
 
 ``--pg DSN`` adds ``trigraph serve --workers 0`` on PostgreSQL with one, then
 two ``trigraph worker`` processes.

@@ -16,7 +16,10 @@ import trio.testing
 from trigraph import (
     END,
     START,
+    Command,
     CompiledGraph,
+    GraphValidationError,
+    InvalidUpdateError,
     MemoryCheckpointer,
     StateGraph,
     ThreadBusyError,
@@ -178,3 +181,47 @@ async def test_a_run_renews_its_claim_and_stops_when_it_loses_it(
     # The run stopped when its next renewal failed, mid-step: only the input was written.
     assert trio.current_time() < 30
     assert [r.step for r in await cp.inner.history("b", "")] == [0]
+
+
+# -- a Command that starts a run: update=..., goto=... ----------------------------
+
+
+def chain(cp: Checkpointer) -> CompiledGraph:
+    g = StateGraph(S)
+    for name in ("a", "b", "c"):
+        async def node(state: S, name: str = name) -> dict[str, Any]:
+            return {"log": [name]}
+
+        g.add_node(name, node)
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END)
+    return g.compile(checkpointer=cp)
+
+
+async def test_command_goto_runs_from_the_named_node(cp: Checkpointer) -> None:
+    graph = chain(cp)
+    await graph.ainvoke({"log": ["in"]}, thread="t")
+    out = await graph.ainvoke(Command(update={"log": ["jump"]}, goto="c"), thread="t")
+    assert out["log"] == ["in", "a", "b", "c", "jump", "c"]
+    fresh = await graph.ainvoke(Command(goto=["b"]), thread="new")
+    assert fresh["log"] == ["b", "c"]
+    state = await graph.get_state("t")
+    assert state.next == ()
+
+
+async def test_command_update_alone_starts_from_start(cp: Checkpointer) -> None:
+    graph = chain(cp)
+    out = await graph.ainvoke(Command(update={"log": ["u"]}), thread="t")
+    assert out["log"] == ["u", "a", "b", "c"]
+
+
+async def test_a_bad_command_writes_nothing(cp: Checkpointer) -> None:
+    graph = chain(cp)
+    await graph.ainvoke({"log": []}, thread="t")
+    before = await graph.get_state_history("t")
+    with pytest.raises(GraphValidationError, match="unknown node 'nope'"):
+        await graph.ainvoke(Command(goto="nope"), thread="t")
+    with pytest.raises(InvalidUpdateError):
+        await graph.ainvoke(Command(update={"nope": 1}, goto="a"), thread="t")
+    with pytest.raises(ValueError, match="either resumes"):
+        await graph.ainvoke(Command(resume=1, goto="a"), thread="t")
+    assert len(await graph.get_state_history("t")) == len(before)

@@ -157,6 +157,20 @@ class Run:
         plans.extend(sends)
         return plans
 
+    def plan_goto(self, goto: Sequence[str | Send]) -> list[TaskPlan]:
+        """The tasks an input ``Command(goto=...)`` names, in task order.
+
+        Raises:
+          GraphValidationError: a target is not a node of the graph.
+        """
+        triggered: set[str] = set()
+        sends: list[TaskPlan] = []
+        self._add_targets(goto, triggered, sends, "the input Command(goto=...)")
+        order = self.graph.order
+        plans = [TaskPlan(name) for name in sorted(triggered, key=order.__getitem__)]
+        plans.extend(sends)
+        return plans
+
     async def _route(self, branch: Branch, triggered: set[str], sends: list[TaskPlan]) -> None:
         state = self.graph.schema.node_input(self.values)
         try:

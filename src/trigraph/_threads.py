@@ -18,7 +18,7 @@ from ._claim import claim
 from ._context import Emitter, GraphInterrupt, Task
 from ._durable import Durable
 from ._exceptions import EmptyInputError, GraphValidationError
-from ._loop import Restored, Run
+from ._loop import Restored, Run, TaskPlan
 from ._merge import apply_writes
 from ._records import Loaded, read_checkpoint, read_history
 from ._types import START, Command, StateSnapshot
@@ -94,7 +94,11 @@ async def _drive(
     schema = graph._spec.schema
     done: dict[str, Restored] | None = None
     started = False
-    if input is None or isinstance(input, Command):
+    if isinstance(input, Command) and input.resume is None and (
+        input.update is not None or input.goto
+    ):
+        plans = await _start_from_command(graph, run, durable, loaded, input)
+    elif input is None or isinstance(input, Command):
         if loaded is None:
             raise EmptyInputError(
                 f"thread {thread!r} has no checkpoint to continue; start it with an input"
@@ -108,8 +112,8 @@ async def _drive(
             # Checked before anything is written: a bad resume changes nothing.
             if input.update is not None or input.goto:
                 raise ValueError(
-                    "only Command(resume=...) can be passed to ainvoke; "
-                    "edit state with update_state()"
+                    "a Command passed to ainvoke either resumes (resume=...) or starts "
+                    "(update=..., goto=...), not both; call update_state() first"
                 )
             routed = _resume_map(loaded, input.resume, thread)
         if checkpoint_id is not None:
@@ -149,6 +153,33 @@ async def _drive(
     if run.paused is not None and run.paused.interrupts:
         result["__interrupt__"] = tuple(run.paused.interrupts)
     return result
+
+
+async def _start_from_command(
+    graph: CompiledGraph, run: Run, durable: Durable, loaded: Loaded | None, command: Command[Any]
+) -> list[TaskPlan]:
+    """Start the thread anew from ``Command(update=..., goto=...)``: *update*
+    is written as an input is (through the reducers, as ``START``), and the
+    next tasks are the *goto* targets (without *goto*: ``START``'s edges).
+    A pending interrupt is dropped, as by any new input. Nothing is written
+    if a key or a target is unknown."""
+    schema = graph._spec.schema
+    if loaded is not None:
+        run.values, run.joins = loaded.values, loaded.joins
+        run.step = loaded.record.step + 1
+    else:
+        run.values = schema.initial_values()
+    update = dict(command.update or {})
+    schema.check_update_keys(update, START, run.step)
+    writes = [(START, list(update.items()))]
+    plans = run.plan_goto(command.goto) if command.goto else None
+    old = durable.before_apply(run, writes)
+    keys = apply_writes(run.values, schema.reducers, writes, run.step)
+    if plans is None:
+        plans = await run.plan_from([(START, ())])
+    await durable.after_step(run, old, keys, plans)
+    await run.emit_initial()
+    return plans
 
 
 async def get_state(

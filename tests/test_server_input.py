@@ -65,7 +65,8 @@ def test_invalid_bodies_are_422_naming_the_field(http: httpx.Client, tid: str) -
     for bad in ({"input": "text"}, {"stream_mode": "everything"},
                 {"multitask_strategy": "sometimes"}, {"after_seconds": -1},
                 {"config": {"recursion_limit": 0}}, {"interrupt_before": ["ghost"]},
-                {"durability": "forever"}, {"command": {"goto": "a"}}):
+                {"durability": "forever"}, {"command": {"goto": "ghost"}},
+                {"command": {"goto": [5]}}, {"command": {"goto": "a", "resume": 1}}):
         check(http.post(path, json={"assistant_id": "chain", **bad}), 422)
     check(http.post("/threads", json={"thread_id": ""}), 422)
     check(http.post("/threads/search", json={"limit": 0}), 422)

@@ -162,6 +162,13 @@ def test_interrupt_and_resume(server: Any) -> None:
                                                stream_mode="values"))
         assert streamed[-2].data == {"question": "sure?", "answer": "yes"}
         assert (await c.threads.get(tid))["status"] == "idle"
+        # command.goto (with an update) starts from the named node
+        tid3 = (await c.threads.create())["thread_id"]
+        await c.runs.wait(tid3, "chain", input={"items": [0]})
+        jumped = await c.runs.wait(tid3, "chain", command={"goto": "c", "update": {"items": [9]}})
+        assert jumped["items"] == [0, "a", "b", "c", 9, "c"]
+        sent = await c.runs.wait(tid3, "chain", command={"goto": [{"node": "b", "input": {}}]})
+        assert sent["items"][-2:] == ["b", "c"]
         # command.update before continuing
         tid2 = (await c.threads.create())["thread_id"]
         await c.runs.wait(tid2, "ask", input={"question": "q"})

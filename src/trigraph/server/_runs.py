@@ -48,6 +48,28 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
+def _goto(goto: Any, nodes: set[str], graph_id: str) -> list[Any]:
+    """``command.goto`` as a list of node names and ``{"node", "input"}`` sends,
+    checked against the graph's nodes."""
+    if goto is None:
+        return []
+    items = goto if isinstance(goto, list) else [goto]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict) and set(item) <= {"node", "input"} and "node" in item:
+            name = item["node"]
+        elif isinstance(item, str):
+            name = item
+        else:
+            raise HTTPException(422, "command.goto takes a node name, a {\"node\", \"input\"} "
+                                     f"send, or a list of them, not {item!r}")
+        if name not in nodes and name != "__end__":
+            raise HTTPException(422, f"command.goto names unknown node {name!r} of graph "
+                                     f"{graph_id!r}; its nodes are {sorted(nodes)}")
+        out.append(item)
+    return out
+
+
 def _config(body: RunCreate) -> dict[str, Any]:
     config = body.config
     if config is None:
@@ -72,12 +94,13 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
                                  "valid assistant UUID or one of the registered graphs: "
                                  f"{', '.join(sorted(graphs.graphs))}")
     command = body.command
-    if command is not None and command.goto is not None:
-        raise HTTPException(422, "command.goto is not supported by trigraph serve; use "
-                                 "command.update and command.resume")
     if command is not None and command.resume is not UNSET and thread_id is None:
         raise HTTPException(400, "You must provide a thread_id when resuming.")
     nodes = set(graphs.graphs[graph_id].nodes)
+    goto = None if command is None else _goto(command.goto, nodes, graph_id)
+    if goto and command is not None and command.resume is not UNSET:
+        raise HTTPException(422, "command.goto cannot be combined with command.resume; "
+                                 "resume first, then run with goto")
     for name in ("interrupt_before", "interrupt_after"):
         value = getattr(body, name)
         if isinstance(value, list) and not set(value) <= nodes:
@@ -90,6 +113,8 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
     cmd: dict[str, Any] | None = None
     if command is not None:
         cmd = {} if command.update is None else {"update": command.update}
+        if goto:
+            cmd["goto"] = goto
         if command.resume is not UNSET:
             cmd["resume"] = command.resume
     kwargs = {

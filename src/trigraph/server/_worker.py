@@ -41,6 +41,7 @@ from trigraph import (
     CompiledGraph,
     MemoryCheckpointer,
     RunTimeoutError,
+    Send,
     ThreadBusyError,
 )
 from trigraph.abc import Checkpointer, CheckpointRecord
@@ -273,6 +274,10 @@ class Worker:
         update = command.get("update") if fresh else None
         if fresh and "resume" in command:
             input = Command(resume=command["resume"])
+        elif fresh and (command.get("goto") or update is not None):
+            goto = [g if isinstance(g, str) else Send(g["node"], g.get("input"))
+                    for g in command.get("goto") or ()]
+            input, update = Command(update=update, goto=goto), None
         elif input is None and not head and checkpoint_id is None and update is None:
             input = {}  # a run without input on a new thread starts from an empty state
         modes = kw.get("stream_mode") or ["values"]

@@ -135,3 +135,22 @@ def test_no_body_makes_a_500(http: httpx.Client, tid: str, path: str, body: Any)
     response = http.post(path.format(tid=tid), json=body)
     assert response.status_code < 500, (path, body, response.text)
     assert response.headers["content-type"].startswith("application/json"), response.text
+
+
+def test_openapi_info_and_ui(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/threads/{thread_id}/runs/stream", "/runs/wait", "/assistants/search",
+                 "/threads/{thread_id}/history", "/threads/{thread_id}/runs/{run_id}/join"):
+        assert path in spec["paths"], path
+    body = spec["paths"]["/runs/stream"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "assistant_id" in spec["components"]["schemas"][ref]["required"]
+    info = http.get("/info").json()
+    assert info["graphs"] == ["ask", "chain", "nested", "ticks"]
+    root = http.get("/")
+    assert root.status_code == 307
+    assert root.headers["location"] == "/ui/"
+    page = http.get("/ui/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")

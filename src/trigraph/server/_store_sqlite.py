@@ -202,6 +202,10 @@ class SqliteStore:
         self.poll = poll
         self._conn: sqlite3.Connection | None = None
         self._thread = _DbThread()
+        self._reader: sqlite3.Connection | None = None
+        self._reading = _DbThread()
+        """Reads run on a connection and thread of their own: a reader (a
+        stream, a wait) never queues behind a big write (WAL lets both go)."""
         self._closed = False
         self.write_lock = trio.Lock()
         """Held by every write of this store and of :class:`LockedCheckpointer`:
@@ -228,11 +232,21 @@ class SqliteStore:
             self._conn = conn
         return self._conn
 
+    def _connect_reader(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._connect()  # the schema exists before anything reads it
+            self._reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                           isolation_level=None)
+        return self._reader
+
     async def _do(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        def read() -> T:
+            if self._closed:
+                raise RuntimeError("the run store is closed")
+            return fn(self._connect_reader())
+
         def work() -> T:
             conn = self._connect()
-            if not write:
-                return fn(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 out = fn(conn)
@@ -243,7 +257,7 @@ class SqliteStore:
             return out
 
         if not write:
-            return await self._thread.call(work)
+            return await self._reading.call(read)
         async with self.write_lock:
             return await self._thread.call(work)
 
@@ -254,8 +268,15 @@ class SqliteStore:
                 self._conn.close()
                 self._conn = None
 
+        def close_reader() -> None:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
         with trio.CancelScope(shield=True):
+            await self._reading.call(close_reader)
             await self._thread.call(work)
+        self._reading.stop()
         self._thread.stop()
 
     # -- threads ------------------------------------------------------------

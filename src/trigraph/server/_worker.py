@@ -56,6 +56,7 @@ __all__ = ["Worker"]
 log = logging.getLogger("trigraph.server")
 BUFFER = 1024
 BATCH = 512
+FIRST_BATCH = 16
 LINGER = 0.004
 """Seconds a batch of events waits for more before it is written."""
 BUSY_RETRY = 0.2
@@ -338,7 +339,9 @@ class Worker:
         """
         store, run = self.store, job.run
         unsent = job.unsent
-        linger = 0.0 if unsent else LINGER  # unsent: the metadata event, not yet written
+        # The first batch goes at once and small, so that the client sees the
+        # run start as soon as it does (unsent: the metadata, not yet written).
+        linger, cap = (0.0, FIRST_BATCH) if unsent else (LINGER, BATCH)
         try:
             async with receive:
                 while True:
@@ -348,9 +351,8 @@ class Worker:
                         except trio.EndOfChannel:
                             return
                         deadline = trio.current_time() + linger
-                        linger = LINGER
                     with trio.move_on_at(deadline):
-                        while len(unsent) < BATCH:
+                        while len(unsent) < cap:
                             try:
                                 event = receive.receive_nowait()
                             except trio.WouldBlock:
@@ -363,6 +365,7 @@ class Worker:
                                 except trio.EndOfChannel:
                                     return
                             unsent.extend(conv.convert(event))
+                    linger, cap = LINGER, BATCH
                     batch, job.unsent = list(unsent), []
                     unsent = job.unsent
                     if batch:

@@ -86,7 +86,9 @@ def _paths(run: RunRecord, stateless: bool) -> tuple[str, str]:
     return (f"/runs/{rid}" if stateless else scoped), scoped
 
 
-async def _create(context: Context, thread_id: str | None, body: RunCreate) -> RunRecord:
+async def _create(
+    context: Context, thread_id: str | None, body: RunCreate, *, streamed: bool = False
+) -> RunRecord:
     graphs = context.graphs
     graph_id = graphs.resolve(body.assistant_id)
     if graph_id is None:
@@ -125,6 +127,7 @@ async def _create(context: Context, thread_id: str | None, body: RunCreate) -> R
         "webhook": body.webhook, "feedback_keys": body.feedback_keys,
         "temporary": temporary, "subgraphs": body.stream_subgraphs,
         "resumable": body.stream_resumable, "checkpoint_during": body.checkpoint_during,
+        "streamed": streamed,
         "durability": body.durability or ("exit" if temporary and body.on_completion == "delete"
                                           else "async"),
         "checkpoint_id": checkpoint_id,
@@ -240,7 +243,7 @@ async def stream_run(request: Request) -> Response:
     """Queue a run on a thread and stream its events (SSE)."""
     body = parse(await request.body(), RunCreate)
     context = ctx(request)
-    run = await _create(context, request.path_params["thread_id"], body)
+    run = await _create(context, request.path_params["thread_id"], body, streamed=True)
     return _stream(context, run, False, cancel_on_disconnect=body.on_disconnect == "cancel")
 
 
@@ -249,7 +252,7 @@ async def stream_stateless_run(request: Request) -> Response:
     """Queue a run on a temporary thread and stream its events (SSE)."""
     body = parse(await request.body(), RunCreate)
     context = ctx(request)
-    run = await _create(context, None, body)
+    run = await _create(context, None, body, streamed=True)
     return _stream(context, run, True, cancel_on_disconnect=body.on_disconnect == "cancel")
 
 

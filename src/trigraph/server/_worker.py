@@ -339,9 +339,12 @@ class Worker:
         """
         store, run = self.store, job.run
         unsent = job.unsent
-        # The first batch goes at once and small, so that the client sees the
-        # run start as soon as it does (unsent: the metadata, not yet written).
-        linger, cap = (0.0, FIRST_BATCH) if unsent else (LINGER, BATCH)
+        # A streamed run's first batch goes at once and small, so that its
+        # client sees it start as soon as it does (unsent: the metadata, not
+        # yet written); a run nobody streams yet lingers from the start, so
+        # that a fast run's events all go with its end.
+        streamed = bool(run.kwargs.get("streamed"))
+        linger, cap = (0.0, FIRST_BATCH) if unsent and streamed else (LINGER, BATCH)
         try:
             async with receive:
                 while True:

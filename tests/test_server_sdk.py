@@ -286,6 +286,8 @@ def test_stateless_runs(server: Any) -> None:
         assert [p.event for p in got] == ["metadata", "updates", "updates", "updates", "end"]
         with pytest.raises(Exception, match="thread_id"):
             await c.runs.wait(None, "ask", command={"resume": 1})
+        paused = await c.runs.wait(None, "ask", input={"question": "q?"})  # in memory
+        assert paused["__interrupt__"][0]["value"] == {"question": "q?"}
 
     sdk(server, main)
     with server.client(SERVER_KEY) as http:

@@ -126,7 +126,9 @@ class Worker:
         self.beat = min(beat, lease / 3)
         self.name = name or worker_name()
         self.jobs: dict[str, _Job] = {}
-        self._compiled: dict[tuple[str, Any, Any], CompiledGraph] = {}
+        self._compiled: dict[tuple[str, bool, Any, Any], CompiledGraph] = {}
+        self._scratch = MemoryCheckpointer()
+        """The checkpoints of stateless runs, each deleted when its run ends."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Claim and execute runs until cancelled.
@@ -226,34 +228,51 @@ class Worker:
                 job.stop(action=current.cancel)
                 return
 
-    def _graph(self, run: RunRecord) -> CompiledGraph:
+    def _graph(self, run: RunRecord, scratch: bool) -> CompiledGraph:
+        """The run's graph: bound to the shared checkpointer, or for a *scratch*
+        run to the in-memory one, with the run's own interrupts if it has any."""
         graph = self.graphs.graphs[run.graph_id]
         before, after = run.kwargs.get("interrupt_before"), run.kwargs.get("interrupt_after")
-        if before is None and after is None:
+        if before is None and after is None and not scratch:
             return graph
-        key = (run.graph_id, orjson.dumps(before), orjson.dumps(after))
+        key = (run.graph_id, scratch, orjson.dumps(before), orjson.dumps(after))
         compiled = self._compiled.get(key)
         if compiled is None:
-            nodes = list(graph.nodes)
-            compiled = graph.builder.compile(
-                checkpointer=self.cp,
-                interrupt_before=nodes if before == "*" else (before or ()),
-                interrupt_after=nodes if after == "*" else (after or ()),
-            )
+            cp = self._scratch if scratch else self.cp
+            if before is None and after is None:
+                compiled = graph.with_checkpointer(cp)
+            else:
+                nodes = list(graph.nodes)
+                compiled = graph.builder.compile(
+                    checkpointer=cp,
+                    interrupt_before=nodes if before == "*" else (before or ()),
+                    interrupt_after=nodes if after == "*" else (after or ()),
+                )
+            if len(self._compiled) >= 64:  # clients choose the interrupts: keep it bounded
+                self._compiled.pop(next(iter(self._compiled)))
             self._compiled[key] = compiled
         return compiled
 
     async def _execute(self, job: _Job) -> None:
+        run = job.run
+        # A thread deleted when the run ends keeps its checkpoints in memory:
+        # nothing to write or delete, interrupts still work, and a run taken
+        # over starts again from its input.
+        scratch = run.temporary and kw_completion(run) == "delete"
+        graph = self._graph(run, scratch)
+        if scratch:
+            try:
+                await self._run_graph(job, graph, scratch)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._scratch.delete_thread(run.thread_id)
+        else:
+            await self._run_graph(job, graph, scratch)
+
+    async def _run_graph(self, job: _Job, graph: CompiledGraph, scratch: bool) -> None:
         run, store = job.run, self.store
         rid, tid, attempt = run.run_id, run.thread_id, run.attempt
         kw = run.kwargs
-        graph = self._graph(run)
-        scratch = run.temporary and kw_completion(run) == "delete"
-        if scratch:
-            # A thread deleted when the run ends keeps its checkpoints in
-            # memory: nothing to write or delete, interrupts still work, and
-            # a run taken over starts again from its input.
-            graph = graph.with_checkpointer(MemoryCheckpointer())
         if scratch or (run.temporary and run.head is None):
             head = ""  # a new temporary thread: nothing to read
         else:

@@ -56,8 +56,14 @@ async def open_backend(
       CheckpointError: the database cannot be opened or is not trigraph's.
     """
     if is_postgres(db):
-        raise ValueError("a postgresql:// database needs trigraph's PostgreSQL support, "
-                         "which this build does not have yet; use a SQLite file")
+        try:
+            from ._store_postgres import open_postgres
+        except ImportError as exc:
+            raise ValueError(f"a postgresql:// database needs PostgreSQL support "
+                             f'(pip install "trigraph[postgres]"): {exc}') from None
+        async with open_postgres(db, lock_ttl=max(lease, 1.0)) as (pg_store, pg_cp):
+            yield pg_store, pg_cp
+        return
     cp = SqliteCheckpointer(db)
     store = SqliteStore(db)
     try:

@@ -8,6 +8,10 @@ shares. Wake-ups reach this process's waiters at once through the hub;
 other processes on the same file see changes by polling (``poll``
 seconds), which is why one machine with many processes is served, but
 slowly: PostgreSQL is the store for many processes.
+
+This module is longer than most: it is the whole store protocol (threads, the
+queue, leases, fencing, events) in one class, whose statements must be read
+together to see that they keep the invariants above.
 """
 
 from __future__ import annotations

@@ -114,3 +114,28 @@ async def test_a_reader_that_stops_does_not_stop_the_run(base: str) -> None:
         seen += await read_until(stream, b"event: end")
         await stream.aclose()
         assert seen.count(b"event: custom") == 20_000
+
+
+async def test_cors_preflight_needs_no_key_and_answers_the_origin(tmp_path: Path) -> None:
+    graphs: dict[str, Any] = {"chain": server_graphs.chain}
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(lambda task_status: serve(
+            graphs, db=str(tmp_path / "t.db"), port=0, api_key="k",
+            cors_origins=["http://app.example"], task_status=task_status))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            pre = await client.options("/threads", headers={
+                "Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-api-key,content-type"})
+            assert pre.status_code == 200
+            assert pre.headers["access-control-allow-origin"] == "http://app.example"
+            made = await client.post("/threads", json={}, headers={
+                "Origin": "http://app.example", "x-api-key": "k"})
+            assert made.status_code == 200
+            assert made.headers["access-control-allow-origin"] == "http://app.example"
+            refused = await client.post("/threads", json={},
+                                        headers={"Origin": "http://app.example"})
+            assert refused.status_code == 401
+            other = await client.options("/threads", headers={
+                "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+            assert "access-control-allow-origin" not in other.headers
+        nursery.cancel_scope.cancel()

@@ -29,17 +29,6 @@ from typing import Any
 import orjson
 import trio
 
-# trigraph.postgres is the postgres extra's package (its Trio seam over psycopg).
-from trigraph.postgres import (  # type: ignore[import-not-found, unused-ignore]
-    PostgresCheckpointer,
-)
-from trigraph.postgres._db import Database  # type: ignore[import-not-found, unused-ignore]
-from trigraph.postgres._schema import (  # type: ignore[import-not-found, unused-ignore]
-    Component,
-    ensure,
-    quote_ident,
-)
-
 from ._store import ACTIVE, Busy, Conflict, EventRow, Hub, LeaseLost, NotFound, RunRecord
 from ._store_sqlite import MAX_ATTEMPTS, matches
 
@@ -49,7 +38,7 @@ log = logging.getLogger("trigraph.server")
 CHANNEL = "trigraph_server"
 NOW = "extract(epoch from clock_timestamp())"
 
-COMPONENT = Component("server", (
+MIGRATIONS = (
     """
     CREATE TABLE {schema}.server_threads (
         thread_id text PRIMARY KEY,
@@ -98,7 +87,12 @@ COMPONENT = Component("server", (
         PRIMARY KEY (run_id, seq)
     );
     """,
-))
+)
+"""The ``server`` component's migrations in the checkpoints' schema."""
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -144,7 +138,8 @@ class PostgresStore:
 
     cross_process = True
 
-    def __init__(self, db: Database, schema: str, *, poll: float = 1.0) -> None:
+    def __init__(self, db: Any, schema: str, *, poll: float = 1.0) -> None:
+        """*db*: an open ``trigraph.postgres._db.Database`` (its Trio seam)."""
         self.db = db
         self.hub = Hub()
         self.poll = poll
@@ -657,17 +652,31 @@ class PostgresStore:
 @asynccontextmanager
 async def open_postgres(
     dsn: str, *, schema: str = "trigraph", lock_ttl: float = 30.0
-) -> AsyncIterator[tuple[PostgresStore, PostgresCheckpointer]]:
-    """The run store and the checkpointer of one PostgreSQL database.
+) -> AsyncIterator[tuple[PostgresStore, Any]]:
+    """The run store and the ``PostgresCheckpointer`` of one PostgreSQL database.
 
     Cancellation:
       Entering is a checkpoint; leaving closes both pools, shielded.
+
+    Raises:
+      ImportError: trigraph's PostgreSQL support (the postgres extra) is missing.
     """
+    # The postgres package (its Trio seam over psycopg), imported when used.
+    from trigraph.postgres import (  # type: ignore[import-not-found, unused-ignore]
+        PostgresCheckpointer,
+    )
+    from trigraph.postgres._db import Database  # type: ignore[import-not-found, unused-ignore]
+    from trigraph.postgres._schema import (  # type: ignore[import-not-found, unused-ignore]
+        Component,
+        ensure,
+    )
+
+    component = Component("server", MIGRATIONS)
     cp = PostgresCheckpointer(dsn, schema=schema, lock_ttl=lock_ttl)
     db = Database(dsn, min_size=1, max_size=10, application_name="trigraph-server")
     await cp.__aenter__()
     try:
-        await db.open(lambda conn: ensure(conn, schema, COMPONENT, where=db.target))
+        await db.open(lambda conn: ensure(conn, schema, component, where=db.target))
         try:
             yield PostgresStore(db, schema), cp
         finally:

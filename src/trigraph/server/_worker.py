@@ -9,9 +9,9 @@ task of the worker's nursery. For each claimed run it:
    got that far, so the thread is continued with ``None`` from its last
    checkpoint, and no completed step runs again);
 2. appends ``metadata {"run_id", "attempt"}``, then the run's events in
-   batches as they come (a batch is whatever the engine produced while the
-   previous batch was being written, so an idle database costs no delay
-   and a busy one gets big batches), every write fenced by the attempt;
+   batches (see :meth:`Worker._pump`: a streamed run's first events go out
+   at once, later ones share a write when they come within
+   :data:`LINGER`), every write fenced by the attempt;
 3. ends the run with its outcome, its last events and the thread's new
    status in one fenced write.
 
@@ -22,6 +22,13 @@ process) wakes the run's watcher at once. A run whose lease was lost is
 cancelled and writes nothing more. A run whose thread is busy (a run that
 is not the queue's, e.g. a command-line run, or a dead worker's claim that
 has not lapsed yet) is waited for, the run keeping its lease and its stream.
+
+A takeover and the stream: the events an earlier attempt stored stay, with
+their ids; the new attempt appends a ``metadata`` event with its attempt
+number, then the events of the steps it runs: the step that was in flight
+runs again and sends its events again (new events, new ids), the completed
+steps do not. No id is reused and none is skipped, so a client reading
+``seq > last`` sees every event once.
 """
 
 from __future__ import annotations

@@ -139,3 +139,17 @@ async def test_cors_preflight_needs_no_key_and_answers_the_origin(tmp_path: Path
                 "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
             assert "access-control-allow-origin" not in other.headers
         nursery.cancel_scope.cancel()
+
+
+async def test_a_long_wait_keeps_the_connection_alive(
+    base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trigraph.server import _runs
+
+    monkeypatch.setattr(_runs, "KEEPALIVE", 0.1)
+    async with httpx.AsyncClient(base_url=base) as client:
+        body = {"assistant_id": "ticks", "input": {"ticks": 1, "delay": 0.35}}
+        response = await client.post("/runs/wait", json=body)
+    assert response.status_code == 200
+    assert response.content.startswith(b"\n\n")  # written while the run ran
+    assert orjson.loads(response.content) == {"ticks": 1, "delay": 0.35, "done": [0]}

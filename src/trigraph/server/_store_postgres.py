@@ -168,12 +168,12 @@ class PostgresStore:
 
     async def notifier(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
                        ) -> None:
-        """Send queued wake-ups in one statement at a time (coalesced)."""
+        """Send queued wake-ups, one statement at a time: the keys queued while
+        one is being sent go together in the next (coalesced, never delayed)."""
         task_status.started()
         while True:
             await self._wake_notifier.wait()
             self._wake_notifier = trio.Event()
-            await trio.sleep(0.002)  # gather what the next few writes add
             keys, self._outbox = sorted(set(self._outbox)), []
             try:
                 await self.db.run(_notify, keys, transaction=False)

@@ -153,3 +153,43 @@ async def test_a_long_wait_keeps_the_connection_alive(
     assert response.status_code == 200
     assert response.content.startswith(b"\n\n")  # written while the run ran
     assert orjson.loads(response.content) == {"ticks": 1, "delay": 0.35, "done": [0]}
+
+
+async def test_a_stopping_server_gives_its_runs_back_and_a_restart_resumes_them(
+    tmp_path: Path,
+) -> None:
+    graphs: dict[str, Any] = {"ticks": server_graphs.ticks}
+    db = str(tmp_path / "t.db")
+    body = {"assistant_id": "ticks", "input": {"ticks": 30, "delay": 0.02},
+            "stream_mode": "custom"}
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(lambda task_status: serve(
+            graphs, db=db, port=0, task_status=task_status))
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            tid = (await client.post("/threads", json={})).json()["thread_id"]
+            run = (await client.post(f"/threads/{tid}/runs", json=body)).json()
+        with trio.fail_after(5):
+            while True:  # until a few ticks are done
+                async with httpx.AsyncClient(base_url=base) as client:
+                    state = (await client.get(f"/threads/{tid}/state")).json()
+                if len(state["values"].get("done", [])) >= 3:
+                    break
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()  # the server stops mid-run
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        status, attempt = conn.execute("SELECT status, attempt FROM trigraph_server_runs "
+                                       "WHERE run_id=?", (run["run_id"],)).fetchone()
+    assert (status, attempt) == ("pending", 1)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(lambda task_status: serve(
+            graphs, db=db, port=0, task_status=task_status))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            with trio.fail_after(10):
+                out = (await client.get(f"/threads/{tid}/runs/{run['run_id']}/join")).json()
+            assert out["done"] == list(range(30))
+            got = (await client.get(f"/threads/{tid}/runs/{run['run_id']}/stream")).text
+        assert got.count("event: metadata") == 2  # attempt 1, then attempt 2
+        nursery.cancel_scope.cancel()

@@ -565,6 +565,14 @@ class PostgresStore:
             "RETURNING r.run_id, r.cancel"), (lease, ids, attempts, worker)).fetchall())
         return {r[0]: r[1] for r in rows}
 
+    async def requeue(self, run_id: str, attempt: int) -> None:
+        """Give a run this worker holds back to the queue (the worker stops)."""
+        await self._do(lambda conn: conn.execute(self._sql(
+            "UPDATE {s}.server_runs SET status='pending', worker=NULL, lease_until=NULL, "
+            "not_before={now} WHERE run_id=%s AND attempt=%s AND status='running'"),
+            (run_id, attempt)))
+        self._announce("runs")
+
     async def append_events(
         self, run_id: str, attempt: int, frames: list[tuple[str, bytes]]
     ) -> int:

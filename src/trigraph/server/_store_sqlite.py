@@ -673,6 +673,15 @@ class SqliteStore:
 
         return await self._do(work, write=True)
 
+    async def requeue(self, run_id: str, attempt: int) -> None:
+        """Give a run this worker holds back to the queue (the worker stops)."""
+        now = time.time()
+        await self._do(lambda conn: conn.execute(
+            "UPDATE trigraph_server_runs SET status='pending', worker=NULL, lease_until=NULL, "
+            "not_before=? WHERE run_id=? AND attempt=? AND status='running'",
+            (now, run_id, attempt)), write=True)
+        self.hub.notify("runs")
+
     def _fenced_append(
         self, conn: sqlite3.Connection, run_id: str, attempt: int,
         frames: list[tuple[str, bytes]],

@@ -64,6 +64,8 @@ log = logging.getLogger("trigraph.server")
 BUFFER = 1024
 BATCH = 512
 FIRST_BATCH = 16
+REQUEUE_TIMEOUT = 5.0
+"""Seconds a stopping worker spends giving a run back to the queue."""
 LINGER = 0.004
 """Seconds a batch of events waits for more before it is written."""
 BUSY_RETRY = 0.2
@@ -142,9 +144,10 @@ class Worker:
 
         Cancellation:
           Cancelling stops claiming and cancels the runs in progress; each
-          is left ``running`` with its lease, so another worker (or this
-          one, restarted) takes it over once the lease lapses and resumes it
-          from its last checkpoint.
+          goes back to the queue (shielded, at most ``REQUEUE_TIMEOUT``
+          seconds), so another worker (or this one, restarted) takes it over
+          at once and resumes it from its last checkpoint. A run that cannot
+          be given back waits for its lease to lapse.
         """
         store = self.store
         slots = trio.Semaphore(self.concurrency)
@@ -178,16 +181,30 @@ class Worker:
     async def _guarded(self, run: RunRecord, slots: trio.Semaphore) -> None:
         job = _Job(run)
         self.jobs[run.run_id] = job
+        ended = False
         try:
             await self._execute(job)
+            ended = True
         except LeaseLost as exc:
+            ended = True
             log.warning("%s", exc)
         except Exception:
+            ended = True
             log.exception("run %s failed in the worker", run.run_id)
             await self._fail_quietly(job)
         finally:
             del self.jobs[run.run_id]
             slots.release()
+            if not ended:
+                # The worker is stopping (cancelled): the run goes back to the
+                # queue at once, for a later attempt to resume, rather than
+                # after its lease.
+                with trio.CancelScope(shield=True), trio.move_on_after(REQUEUE_TIMEOUT):
+                    try:
+                        await self.store.requeue(run.run_id, job.run.attempt)
+                    except Exception:
+                        log.warning("could not requeue run %s; it waits for its lease "
+                                    "to lapse", run.run_id)
 
     async def _fail_quietly(self, job: _Job) -> None:
         run = job.run

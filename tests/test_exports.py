@@ -127,3 +127,11 @@ def test_chatmodel_calls_tools() -> None:
     params = inspect.signature(ChatModel.ainvoke).parameters
     assert {"messages", "tools", "tool_choice"} <= set(params)
     assert inspect.iscoroutinefunction(ChatModel.ainvoke)
+
+
+def test_server_names_say_trigraph_server() -> None:
+    pytest.importorskip("hypercorn")
+    server = importlib.import_module("trigraph.server")
+    for name in ("serve", "run_worker", "create_app", "open_backend", "assistant_id", "Context"):
+        assert getattr(server, name).__module__ == "trigraph.server", name
+    assert set(server.__all__) >= {"serve", "run_worker", "create_app"}

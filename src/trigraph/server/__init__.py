@@ -18,6 +18,12 @@ from ._graphs import assistant_id as assistant_id
 from ._serve import open_backend as open_backend, run_worker as run_worker, serve as serve
 from ._shapes import Context as Context
 
+# Not trigraph._util.fixup_module_metadata: the server depends on the engine
+# through its public names only.
+for _obj in (create_app, assistant_id, open_backend, run_worker, serve, Context):
+    _obj.__module__ = __name__
+del _obj
+
 __all__ = [
     "DEFAULT_MAX_BODY",
     "Context",

@@ -134,7 +134,11 @@ def create_app(
       cors_origins: origins a browser may call the API from (``"*"``: any).
       max_body: the largest request body accepted, in bytes.
 
-    .. versionadded:: 0.3
+    The app only queues runs and reads what workers store: run a
+    :class:`Worker` (or :func:`run_worker`) on the same database beside it.
+    :func:`serve` does both, on Hypercorn.
+
+    .. versionadded:: 0.2
     """
     document = respond(openapi("trigraph server", __version__))
 

@@ -114,13 +114,32 @@ async def serve(
       lease: seconds before a run of a dead worker is taken over.
       keep_events: seconds a finished run's events are kept for late readers.
 
+    Example:
+      >>> import os, tempfile, httpx, trio
+      >>> from trigraph import END, START, StateGraph
+      >>> async def hello(state: dict) -> dict:
+      ...     return {"text": "hi"}
+      >>> g = StateGraph(dict)
+      >>> _ = g.add_node(hello).add_edge(START, "hello").add_edge("hello", END)
+      >>> async def main():
+      ...     db = os.path.join(tempfile.mkdtemp(), "threads.db")
+      ...     async with trio.open_nursery() as nursery:
+      ...         port = await nursery.start(lambda task_status: serve(
+      ...             {"hello": g}, db=db, port=0, task_status=task_status))
+      ...         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+      ...             out = await c.post("/runs/wait", json={"assistant_id": "hello"})
+      ...         nursery.cancel_scope.cancel()
+      ...     return out.json()
+      >>> trio.run(main)
+      {'text': 'hi'}
+
     Cancellation:
       Cancelling stops listening, closes open streams, and cancels the runs
       in progress (they stay claimed until their lease lapses, then another
       worker resumes them from their last checkpoint), then closes the
       database.
 
-    .. versionadded:: 0.3
+    .. versionadded:: 0.2
     """
     async with open_backend(db, lease=lease) as (store, cp):
         served = Graphs(graphs, cp)
@@ -156,11 +175,15 @@ async def run_worker(
 ) -> None:
     """Execute queued runs of *graphs* from *db* until cancelled.
 
+    Takes the arguments of :func:`serve` that concern running (*concurrency*
+    is its *workers*); several workers, in any processes, share one database.
+    ``trio.run(run_worker, graphs, db=url)`` is what ``trigraph worker`` does.
+
     Cancellation:
       As :func:`serve`: runs in progress are cancelled and taken over by
       another worker once their lease lapses.
 
-    .. versionadded:: 0.3
+    .. versionadded:: 0.2
     """
     async with open_backend(db, lease=lease) as (store, cp):
         worker = Worker(store, Graphs(graphs, cp), cp, concurrency=concurrency, lease=lease)

@@ -54,6 +54,8 @@ async def open_backend(
     Raises:
       ValueError: *db* is a PostgreSQL URL but PostgreSQL support is missing.
       CheckpointError: the database cannot be opened or is not trigraph's.
+
+    .. versionadded:: 0.2
     """
     if is_postgres(db):
         try:

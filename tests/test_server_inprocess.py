@@ -49,7 +49,9 @@ async def test_heartbeats_while_a_run_is_quiet(base: str) -> None:
         async with client.stream("POST", "/runs/stream", json=body) as response:
             raw = b"".join([chunk async for chunk in response.aiter_raw()])
     assert b": heartbeat\r\n\r\n" in raw
-    assert raw.endswith(b"event: end\r\ndata: null\r\n\r\n")
+    # the end is the last event (a heartbeat comment may still follow it)
+    after = raw.split(b"event: end\r\ndata: null\r\n\r\n", 1)[1]
+    assert after.replace(b": heartbeat\r\n\r\n", b"") == b""
 
 
 async def raw_post(base: str, path: str, body: dict[str, Any]) -> trio.SocketStream:

@@ -75,3 +75,16 @@ def test_without_a_key_it_says_it_listens_on_this_machine_only(tmp_path: Path) -
     finally:
         assert server.stop() == 0
     assert "stopping" in server.text()
+
+
+@pytest.mark.slow
+def test_an_unreachable_postgresql_is_one_line_without_the_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://app:s3cret@127.0.0.1:{port}/app"
+    for command in ("serve", "worker"):
+        line = one_line_failure(cli(command, f"{GRAPHS}:chain", "--db", url, cwd=tmp_path))
+        assert "s3cret" not in line
+        assert f"127.0.0.1:{port}" in line

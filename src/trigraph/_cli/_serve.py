@@ -25,6 +25,7 @@ import trio
 from .._compiled import CompiledGraph
 from .._exceptions import CheckpointError
 from .._graph import StateGraph
+from ..postgres._dsn import redact_dsn
 from ._load import DEFAULT_DB, UsageError, _find_graph, _import_file, _is_path, _split, load_target
 
 __all__ = ["cmd_serve", "cmd_worker"]
@@ -125,7 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def announce(port: int) -> None:
         url = f"http://{args.host}:{port}"
         lines = [f"trigraph serve: listening on {url} (graphs: {', '.join(sorted(graphs))}; "
-                 f"database: {db}; workers: {args.workers})"]
+                 f"database: {redact_dsn(db)}; workers: {args.workers})"]
         if api_key is None and args.host in ("127.0.0.1", "localhost", "::1"):
             lines.append(f"trigraph serve: no API key: listening on {args.host} only; set "
                          "--api-key or TRIGRAPH_API_KEY to serve other machines")
@@ -171,7 +172,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                     graphs, db=db, concurrency=args.concurrency, lease=args.lease,
                     task_status=task_status))
                 print(f"trigraph worker: running graphs {', '.join(sorted(graphs))} from "
-                      f"{db} ({args.concurrency} at once)", file=sys.stderr, flush=True)
+                      f"{redact_dsn(db)} ({args.concurrency} at once)", file=sys.stderr,
+                      flush=True)
                 async for _ in signals:
                     break
                 print("trigraph worker: stopping", file=sys.stderr, flush=True)

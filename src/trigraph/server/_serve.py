@@ -36,7 +36,7 @@ KEEP_EVENTS = 3600.0
 
 def is_postgres(db: str) -> bool:
     """Whether *db* names a PostgreSQL database (a URL) rather than a SQLite file."""
-    return db.startswith(("postgresql://", "postgres://"))
+    return db.lower().startswith(("postgresql://", "postgres://"))
 
 
 @asynccontextmanager

@@ -24,13 +24,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
 
 from ._store import ACTIVE, Busy, Conflict, EventRow, Hub, LeaseLost, NotFound, RunRecord
 from ._store_sqlite import MAX_ATTEMPTS, matches
+
+if TYPE_CHECKING:
+    from trigraph import PostgresCheckpointer
+    from trigraph.postgres._db import Database
 
 __all__ = ["PostgresStore", "open_postgres"]
 
@@ -138,8 +142,7 @@ class PostgresStore:
 
     cross_process = True
 
-    def __init__(self, db: Any, schema: str, *, poll: float = 1.0) -> None:
-        """*db*: an open ``trigraph.postgres._db.Database`` (its Trio seam)."""
+    def __init__(self, db: Database, schema: str, *, poll: float = 1.0) -> None:
         self.db = db
         self.hub = Hub()
         self.poll = poll
@@ -660,7 +663,7 @@ class PostgresStore:
 @asynccontextmanager
 async def open_postgres(
     dsn: str, *, schema: str = "trigraph", lock_ttl: float = 30.0
-) -> AsyncIterator[tuple[PostgresStore, Any]]:
+) -> AsyncIterator[tuple[PostgresStore, PostgresCheckpointer]]:
     """The run store and the ``PostgresCheckpointer`` of one PostgreSQL database.
 
     Cancellation:
@@ -669,15 +672,9 @@ async def open_postgres(
     Raises:
       ImportError: trigraph's PostgreSQL support (the postgres extra) is missing.
     """
-    # The postgres package (its Trio seam over psycopg), imported when used.
-    from trigraph.postgres import (  # type: ignore[import-not-found, unused-ignore]
-        PostgresCheckpointer,
-    )
-    from trigraph.postgres._db import Database  # type: ignore[import-not-found, unused-ignore]
-    from trigraph.postgres._schema import (  # type: ignore[import-not-found, unused-ignore]
-        Component,
-        ensure,
-    )
+    from trigraph import PostgresCheckpointer
+    from trigraph.postgres._db import Database  # the Trio seam over psycopg
+    from trigraph.postgres._schema import Component, ensure
 
     component = Component("server", MIGRATIONS)
     cp = PostgresCheckpointer(dsn, schema=schema, lock_ttl=lock_ttl)

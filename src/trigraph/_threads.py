@@ -171,6 +171,7 @@ async def _start_from_command(
         run.values = schema.initial_values()
     update = dict(command.update or {})
     schema.check_update_keys(update, START, run.step)
+    update = dict(schema.prepare(update))
     writes = [(START, list(update.items()))]
     plans = run.plan_goto(command.goto) if command.goto else None
     old = durable.before_apply(run, writes)

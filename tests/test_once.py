@@ -238,3 +238,53 @@ async def test_prepare_fixes_writes_when_they_are_made() -> None:
     assert (await graph.get_state("t")).values == {"tags": ["#a", "#b", "#c"], "plain": "p"}
     await graph.update_state("t", {"tags": ["d"]})
     assert (await graph.get_state("t")).values["tags"] == ["#a", "#b", "#c", "#d"]
+
+
+async def test_a_call_that_finishes_as_the_run_is_cancelled_is_still_recorded(
+    cp: Checkpointer,
+) -> None:
+    calls = Counter[str]()
+    scope = trio.CancelScope()
+
+    async def effect() -> str:
+        calls["effect"] += 1
+        scope.cancel()  # the run is cancelled just as the side effect completes
+        return "done"
+
+    async def node(state: S) -> dict[str, Any]:
+        return {"out": [await once("effect", effect)]}
+
+    graph = single(node, cp)
+    with scope:
+        await graph.ainvoke({}, thread="t")
+    assert scope.cancelled_caught
+    assert await graph.ainvoke(None, thread="t") == {"out": ["done"]}
+    assert calls == Counter(effect=1)
+
+
+async def test_an_unstorable_result_names_the_call_and_keeps_finished_siblings(
+    cp: Checkpointer,
+) -> None:
+    async def fine(state: S) -> dict[str, Any]:
+        return {"out": ["fine"]}
+
+    async def bad(state: S) -> dict[str, Any]:
+        await trio.lowlevel.checkpoint()
+        await once("k", _returns_an_object)
+        return {}
+
+    g = StateGraph(S)
+    g.add_node("fine", fine).add_node("bad", bad)
+    g.add_edge(START, "fine").add_edge(START, "bad").add_edge("fine", END).add_edge("bad", END)
+    graph = g.compile(checkpointer=cp)
+    with pytest.raises(SerializationError, match=r"result of once\('k'\) in node 'bad'") as info:
+        await graph.ainvoke({}, thread="t")
+    assert info.value.__notes__ == ["in node 'bad', step 1"]
+    record = await cp.get("t", "")
+    assert record is not None
+    assert record.pending is not None
+    assert b'"fine"' in record.pending  # the sibling's finished write was kept
+
+
+async def _returns_an_object() -> object:
+    return object()

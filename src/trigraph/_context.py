@@ -387,10 +387,16 @@ async def once(key: str, fn: Callable[..., Awaitable[T]] | Callable[..., T], *ar
             )
     finally:
         _scope.reset(token)
-    ctx.memo = {**ctx.memo, key: result}
     durable = ctx.run.durable
     if durable is not None:
-        await durable.save_memo(ctx.run)
+        durable.check_storable(result, f"the result of once({key!r}) in node {ctx.node!r}")
+    ctx.memo = {**ctx.memo, key: result}
+    if durable is not None:
+        # The side effect happened: record it even if the run is being cancelled,
+        # or a resume would do it again. Shielded, and bounded like a flush.
+        with trio.CancelScope(shield=True), trio.move_on_after(durable.flush_timeout):
+            await durable.save_memo(ctx.run)
+        await trio.lowlevel.checkpoint_if_cancelled()
     return result  # type: ignore[no-any-return]
 
 

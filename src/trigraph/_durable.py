@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import trio
@@ -196,6 +196,19 @@ class Durable:
         self.head = record.id
         return record
 
+    flush_timeout: ClassVar[float] = _FLUSH_TIMEOUT
+    """Seconds a shielded write (a flush, a ``once()`` result) may take."""
+
+    def check_storable(self, value: Any, what: str) -> None:
+        """Raise ``SerializationError`` naming *what* if a checkpoint cannot hold *value*."""
+        try:
+            self.serde.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"cannot checkpoint {what} of thread {self.thread!r}: {exc}; "
+                "store JSON values, attrs classes or dataclasses"
+            ) from exc
+
     def _dumps(self, value: Any, what: str | None, values: dict[str, Any] | None = None) -> bytes:
         try:
             return bytes(self.serde.dumps(value))
@@ -242,12 +255,15 @@ class Durable:
                 for task_id, t in tasks.items()
                 if t.done or t.resume or t.memo
             },
-            "interrupts": [
-                [i.value, i.node, i.id, task_id, t.node]
-                for task_id, t in tasks.items()
-                if isinstance(t, Task)
-                for i in t.interrupts
-            ] + [[i.value, i.node, i.id, tid, owner] for i, tid, owner in interrupts],
+            "interrupts": list({
+                row[2]: row
+                for row in [
+                    [i.value, i.node, i.id, task_id, t.node]
+                    for task_id, t in tasks.items()
+                    if isinstance(t, Task)
+                    for i in t.interrupts
+                ] + [[i.value, i.node, i.id, tid, owner] for i, tid, owner in interrupts]
+            }.values()),
         }
         if before:
             data["before"] = True

@@ -56,30 +56,33 @@ def parent_of(sub: CompiledGraph, cp: Checkpointer, behave: Any) -> CompiledGrap
 EXPECTED = {"log": ["before", "s1", "s2", "s3", "after"]}
 
 
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 @pytest.mark.parametrize("how", ["error", "cancel"])
 async def test_a_subgraph_resumes_from_its_own_last_checkpoint(
-    cp: Checkpointer, how: str
+    cp: Checkpointer, how: str, durability: str
 ) -> None:
     runs = Counter[str]()
     failing = True
+    scope = trio.CancelScope()
 
     async def behave(name: str) -> None:
         runs[name] += 1
         if name == "s3" and failing:
             if how == "error":
                 raise RuntimeError("s3 failed")
+            scope.cancel()
             await trio.sleep_forever()
 
     graph = parent_of(chain(["s1", "s2", "s3"], behave), cp, behave)
     if how == "error":
         with pytest.raises(RuntimeError, match="s3 failed"):
-            await graph.ainvoke({"log": []}, thread="t")
+            await graph.ainvoke({"log": []}, thread="t", durability=durability)
     else:
-        with trio.move_on_after(0.05):
-            await graph.ainvoke({"log": []}, thread="t")
+        with scope:
+            await graph.ainvoke({"log": []}, thread="t", durability=durability)
     assert runs == Counter(before=1, s1=1, s2=1, s3=1)
     failing = False
-    assert await graph.ainvoke(None, thread="t") == EXPECTED
+    assert await graph.ainvoke(None, thread="t", durability=durability) == EXPECTED
     # s1 and s2 finished in the subgraph before it stopped: they did not run again.
     assert runs == Counter(before=1, s1=1, s2=1, s3=2, after=1)
 
@@ -177,3 +180,45 @@ async def test_run_max_concurrency_bounds_subgraph_tasks(
     peak = 0
     await graph.ainvoke({"log": []})
     assert peak == 13
+
+
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+async def test_an_interrupt_in_a_subgraph_is_asked_once(
+    cp: Checkpointer, durability: str
+) -> None:
+    runs = Counter[str]()
+
+    async def behave(name: str) -> None:
+        runs[name] += 1
+        if name == "s2":
+            interrupt("s2?")
+
+    graph = parent_of(chain(["s1", "s2", "s3"], behave), cp, behave)
+    paused = await graph.ainvoke({"log": []}, thread="t", durability=durability)
+    assert [i.value for i in paused["__interrupt__"]] == ["s2?"]
+    done = await graph.ainvoke(Command(resume="ok"), thread="t", durability=durability)
+    assert done == EXPECTED
+    assert runs == Counter(before=1, s1=1, s2=2, s3=1, after=1)
+
+
+async def test_a_fork_that_answers_a_subgraph_can_be_answered_again(cp: Checkpointer) -> None:
+    async def ask(state: S) -> dict[str, Any]:
+        first = interrupt("first?")
+        second = interrupt("second?")
+        return {"log": [f"{first}/{second}"]}
+
+    sub = StateGraph(S)
+    sub.add_node(ask).add_edge(START, "ask").add_edge("ask", END)
+    g = StateGraph(S)
+    g.add_node("sub", sub.compile(name="sub")).add_edge(START, "sub").add_edge("sub", END)
+    graph = g.compile(checkpointer=cp)
+    await graph.ainvoke({"log": []}, thread="t")
+    at_first = (await graph.get_state("t")).checkpoint_id
+    original = await cp.history("t", "sub:1.0")
+    fork = await graph.ainvoke(Command(resume="x"), thread="t", checkpoint_id=at_first)
+    assert [i.value for i in fork["__interrupt__"]] == ["second?"]
+    assert await graph.ainvoke(Command(resume="y"), thread="t") == {"log": ["x/y"]}
+    # The original branch's subgraph records were left as they were.
+    after = {r.id: r for r in await cp.history("t", "sub:1.0")}
+    assert all(after[r.id] == r for r in original)
+

@@ -79,8 +79,17 @@ class Durable:
     _written: int = 0
     _progress: trio.Event | None = None
     _memo_lock: trio.Lock = attrs.Factory(trio.Lock)
+    _unflushed: list[tuple[str, Any]] = attrs.Factory(list)
+    _next: str | None = None
+    """In ``"exit"`` durability: the id of the record of the state not yet written."""
     _listed: Sequence[tuple[Interrupt, str, str]] = ()
     """Interrupts a resumed step keeps listed until it completes."""
+
+    @property
+    def base(self) -> str | None:
+        """The checkpoint the step in flight started from: its id, or in
+        ``"exit"`` durability the id it will have once it is written."""
+        return self._next if self._dirty else self.head
 
     # -- reading ----------------------------------------------------------
 
@@ -133,6 +142,9 @@ class Durable:
         self._completed = run.step
         if self.mode == "exit":
             self._dirty = True
+            self._next = _new_id(self._completed)  # the id the step's record will have
+            if written is not None:
+                self._unflushed.extend(written)  # a subgraph's writes, for its parent
             return
         record = self._record(run, old or {}, keys, plans, written=written)
         self._listed = ()
@@ -186,7 +198,7 @@ class Durable:
         record = CheckpointRecord(
             thread=self.thread,
             ns=self.ns,
-            id=_new_id(self._completed),
+            id=self._next or _new_id(self._completed),
             parent_id=self.head,
             step=self._completed,
             created_at=time.time(),
@@ -194,6 +206,7 @@ class Durable:
             snapshot=snapshot,
         )
         self.head = record.id
+        self._next = None
         return record
 
     flush_timeout: ClassVar[float] = _FLUSH_TIMEOUT
@@ -293,7 +306,9 @@ class Durable:
         """In ``"exit"`` durability, write the state reached so far, once."""
         if self._dirty:
             self._dirty = False
-            await self.put(self._record(run, {}, [], self.plans, force_snapshot=True))
+            written, self._unflushed = self._unflushed, []
+            await self.put(self._record(run, {}, [], self.plans, force_snapshot=True,
+                                        written=written if self.parent is not None else None))
 
     async def _committed(self) -> None:
         """Wait until every record handed to the ``"async"`` writer is stored."""

@@ -257,13 +257,13 @@ async def run_nested(
     interrupts). An ``interrupt()`` inside pauses the subgraph and raises to
     the parent task.
     """
-    base = parent.head
+    base = parent.base
     durable = Durable(
         parent.cp, parent.thread, "|".join(run.ns), parent.mode, lock=parent.lock, parent=base
     )
     run.durable = durable
     schema = graph._spec.schema
-    found = await _continued(durable, base, parent.alias if ctx.resume else None)
+    found, forked = await _continued(durable, base, parent.alias if ctx.resume else None)
     loaded = await durable.load(found) if found is not None else None
     if loaded is not None:
         run.values, run.step, run.joins = loaded.values, loaded.record.step, loaded.joins
@@ -278,6 +278,11 @@ async def run_nested(
         run.written = await durable.written_log()
         plans = loaded.plans
         started = loaded.started or bool(ctx.resume)
+        if forked:
+            # A fork answering the subgraph's interrupts: continue on a copy in the
+            # fork's lineage, as a top-level fork does, leaving the original alone.
+            await durable.put(durable._record(run, {}, [], plans, force_snapshot=True))
+            await durable.save_pending(run, done, interrupts=loaded.interrupts)
     else:
         done, started = None, False
         writes = [(START, list(data.items()))]
@@ -291,26 +296,26 @@ async def run_nested(
         raise GraphInterrupt(*run.paused.interrupts)
 
 
-async def _continued(durable: Durable, base: str | None, alias: str | None) -> str | None:
+async def _continued(
+    durable: Durable, base: str | None, alias: str | None
+) -> tuple[str | None, bool]:
     """The subgraph checkpoint a re-run of its parent task continues from, if any:
     the latest one written under the parent checkpoint *base*, or for a fork
-    that answers interrupts, the one paused under *alias*."""
+    that answers interrupts, the one paused under *alias* (then ``True``)."""
     if base is None:
-        return None
+        return None, False
     cp, serde = durable.cp, durable.serde
     latest = await cp.get(durable.thread, durable.ns)
     if latest is None:
-        return None
+        return None, False
     if serde.loads(latest.body).get("p") == base:
-        return latest.id
+        return latest.id, False
     if alias is not None:
-        # A fork answering the subgraph's interrupts continues from where the
-        # subgraph paused under the checkpoint the fork copies.
         for record in await cp.history(durable.thread, durable.ns):
             if (
                 record.pending is not None
                 and serde.loads(record.body).get("p") == alias
                 and serde.loads(record.pending)["interrupts"]
             ):
-                return record.id
-    return None
+                return record.id, True
+    return None, False

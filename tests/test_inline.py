@@ -96,3 +96,49 @@ async def test_a_lone_task_times_out_and_fails_like_a_child_task(
     with pytest.raises(KeyError) as info:
         await g2.compile().ainvoke({})
     assert info.value.__notes__ == ["in node 'boom', step 1"]
+
+
+async def test_a_lone_sync_node_s_callbacks_see_its_thread_s_context() -> None:
+    async def read() -> str:
+        return VAR.get()
+
+    def node(state: dict[str, Any]) -> dict[str, Any]:  # a worker thread
+        VAR.set("set in the node's thread")
+        return {"seen": trio.from_thread.run(read)}
+
+    g = StateGraph(dict).add_node("node", node).add_edge(START, "node").add_edge("node", END)
+    assert (await g.compile().ainvoke({}))["seen"] == "set in the node's thread"
+
+
+KI_SCRIPT = """
+import os, signal, threading, trio
+from trigraph import END, START, StateGraph
+
+seen = []
+
+async def node(state):
+    # Ctrl-C from outside while the lone node waits.
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        await trio.sleep(30)
+    except BaseException as exc:
+        seen.append(type(exc).__name__)
+        raise
+    return {}
+
+g = StateGraph(dict).add_node("node", node).add_edge(START, "node").add_edge("node", END)
+try:
+    trio.run(g.compile().ainvoke, {})
+except KeyboardInterrupt:
+    print(seen)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_reaches_a_lone_node_as_a_cancellation() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", KI_SCRIPT], capture_output=True, text=True,
+                         timeout=30)
+    assert out.stdout.strip() == "['Cancelled']", out.stderr

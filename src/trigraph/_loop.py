@@ -249,14 +249,20 @@ class Run:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                try:
-                    await self._steps(plans, done, started)
-                except Exception as exc:
-                    # Raised below, outside the nursery, so that it is not wrapped
-                    # in an ExceptionGroup: the loop's own errors reach the caller
-                    # as themselves, like the nodes' errors do.
-                    failure = exc
-                    nursery.cancel_scope.cancel()
+                if _in_main_task():
+                    # Trio raises KeyboardInterrupt in its main task. The loop (and
+                    # a lone node it runs inline) must see a cancellation there, as
+                    # child tasks do, so in the main task it is a child task itself.
+                    nursery.start_soon(self._steps, plans, done, started)
+                else:
+                    try:
+                        await self._steps(plans, done, started)
+                    except Exception as exc:
+                        # Raised below, outside the nursery, so that it is not wrapped
+                        # in an ExceptionGroup: the loop's own errors reach the caller
+                        # as themselves, like the nodes' errors do.
+                        failure = exc
+                        nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             failure = collapse(group)
             if failure is group:
@@ -360,7 +366,9 @@ class Run:
         assert nursery is not None
         self._tasks = tasks
         todo = [t for t in tasks if not t.done]
-        if len(todo) == 1 and INLINE_SINGLE_TASKS:
+        if len(todo) == 1 and INLINE_SINGLE_TASKS and todo[0].spec.kind != "sync":
+            # (A sync node's thread costs more than a task, and trio.from_thread
+            # callbacks run in the task that waits for it with the thread's context.)
             # A lone task runs in the loop's own task, under its own copy of the
             # context (as a child task would be): spawning and parking cost more
             # than the node itself in most steps. A checkpoint follows, so a
@@ -463,6 +471,12 @@ class Run:
             if not self._running and self._waiter is not None:
                 waiter, self._waiter = self._waiter, None
                 trio.lowlevel.reschedule(waiter)
+
+
+def _in_main_task() -> bool:
+    """Whether the current task is Trio's main task (where KeyboardInterrupt lands)."""
+    nursery = trio.lowlevel.current_task().parent_nursery
+    return nursery is not None and nursery.parent_task is trio.lowlevel.current_root_task()
 
 
 def limiter(n: int | None) -> trio.CapacityLimiter | None:

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -25,6 +26,7 @@ from trigraph import (
     CompiledGraph,
     SqliteCheckpointer,
     StateGraph,
+    ThreadBusyError,
 )
 from trigraph._checkpoint_sqlite import SCHEMA_VERSION
 from trigraph.abc import Checkpointer, CheckpointRecord
@@ -272,3 +274,94 @@ async def test_storage_grows_with_what_was_written(tmp_path: Path) -> None:
             assert s.values["messages"] == expected[: s.step]
         middle = await graph.get_state("chat", checkpoint_id=history[steps - 517].checkpoint_id)
         assert middle.values == {"n": 517, "messages": expected[:517]}
+
+
+# -- claims and the worker thread ----------------------------------------------------
+
+
+async def test_two_spellings_of_one_database_share_their_claims(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    a = SqliteCheckpointer(real / "t.db")
+    b = SqliteCheckpointer(tmp_path / "link" / "t.db")
+    async with a, b:
+        held = await a.lock_thread("t")
+        with pytest.raises(ThreadBusyError, match="another run in this process"):
+            await b.lock_thread("t")
+        # Releasing another claim through the other spelling keeps a's claim.
+        other = await b.lock_thread("u")
+        await b.unlock_thread(other)
+        await a.renew_lock(held)
+        await a.put(rec("a"), lock=held)
+        await a.unlock_thread(held)
+
+
+async def test_an_in_memory_database_keeps_its_claims_to_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with SqliteCheckpointer(":memory:") as one, SqliteCheckpointer(":memory:") as two:
+        lock = await one.lock_thread("t")
+        with pytest.raises(ThreadBusyError):
+            await one.lock_thread("t")
+        other = await two.lock_thread("t")  # another database: not busy
+        await two.unlock_thread(other)
+        await one.unlock_thread(lock)
+    assert os.listdir(tmp_path) == []  # no ":memory:-locks" file
+
+
+async def test_aclose_closes_even_when_cancelled(tmp_path: Path) -> None:
+    cp = SqliteCheckpointer(tmp_path / "t.db")
+    with trio.CancelScope() as scope:
+        async with cp:
+            await cp.threads()
+            scope.cancel()
+            await trio.sleep_forever()
+    with pytest.raises(RuntimeError, match="closed"):
+        await cp.threads()
+    await cp.aclose()  # again: nothing to do
+
+
+def test_a_checkpointer_nobody_closed_ends_its_thread(tmp_path: Path) -> None:
+    import gc
+    import threading
+
+    def open_and_forget() -> None:
+        cp = SqliteCheckpointer(tmp_path / "t.db")
+        trio.run(cp.threads)
+
+    for _ in range(5):
+        open_and_forget()
+    gc.collect()
+    for _ in range(100):
+        names = [t.name for t in threading.enumerate() if t.name.startswith("SqliteCheckpointer")]
+        if not names:
+            break
+        time.sleep(0.01)
+    assert names == []
+
+
+FORK = """
+import os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import trio
+from trigraph import SqliteCheckpointer
+cp = SqliteCheckpointer(sys.argv[1])
+trio.run(cp.threads)
+pid = os.fork()
+if pid == 0:
+    try:
+        trio.run(cp.threads)
+    except RuntimeError as exc:
+        print(exc, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.slow
+def test_a_checkpointer_used_across_fork_says_so(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", FORK, str(tmp_path / "t.db")],
+                         capture_output=True, text=True, timeout=30)
+    assert "was opened before this process forked; open a new one here" in out.stdout

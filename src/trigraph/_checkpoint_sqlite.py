@@ -16,7 +16,9 @@ dies, so a killed run never keeps its thread.
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,11 +108,16 @@ class SqliteCheckpointer:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self._lock_path = Path(os.path.abspath(self.path)).with_name(self.path.name + "-locks")
+        # A database only this object can open (":memory:") keeps its claims here.
+        self._lock_path: Path | None = None
+        if str(path) not in (":memory:", ""):
+            self._lock_path = Path(os.path.abspath(self.path)).with_name(self.path.name + "-locks")
+        self._claims: dict[str, str] = {}
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._worker = WorkerThread(f"trigraph sqlite {self.path.name}")
+        self._worker = WorkerThread(f"SqliteCheckpointer({str(self.path)!r})")
+        weakref.finalize(self, self._worker.stop)  # one nobody closed ends its thread
 
     def __repr__(self) -> str:
         return f"<SqliteCheckpointer {str(self.path)!r}>"
@@ -125,8 +132,6 @@ class SqliteCheckpointer:
     # -- plumbing ---------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self._closed:
-            raise RuntimeError("SqliteCheckpointer is closed")
         if self._conn is not None:
             return self._conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,8 +189,28 @@ class SqliteCheckpointer:
 
     # -- the Checkpointer protocol ----------------------------------------
 
+    def _acquire(self, thread: str) -> ThreadLock:
+        if self._lock_path is not None:
+            return _filelock.acquire(self._lock_path, thread)
+        if thread in self._claims:
+            raise ThreadBusyError(thread, holder="another run on this SqliteCheckpointer")
+        lock = ThreadLock(thread, secrets.token_hex(8))
+        self._claims[thread] = lock.token
+        return lock
+
+    def _holds(self, lock: ThreadLock) -> bool:
+        if self._lock_path is not None:
+            return _filelock.holds(lock)
+        return self._claims.get(lock.thread) == lock.token
+
+    def _release(self, lock: ThreadLock) -> None:
+        if self._lock_path is not None:
+            _filelock.release(lock)
+        elif self._claims.get(lock.thread) == lock.token:
+            del self._claims[lock.thread]
+
     def _fence(self, thread: str, lock: ThreadLock | None) -> None:
-        if lock is not None and not _filelock.holds(self._lock_path, lock):
+        if lock is not None and not self._holds(lock):
             raise ThreadBusyError(thread, lost=True)
 
     async def put(self, record: CheckpointRecord, *, lock: ThreadLock | None = None) -> None:
@@ -315,7 +340,7 @@ class SqliteCheckpointer:
           ThreadBusyError: another run holds the thread (in this process or
             in another one).
         """
-        return await self._run(lambda conn: _filelock.acquire(self._lock_path, thread))
+        return await self._run(lambda conn: self._acquire(thread))
 
     async def renew_lock(self, lock: ThreadLock) -> None:
         """Check that *lock* is still held (claims here never lapse).
@@ -331,7 +356,7 @@ class SqliteCheckpointer:
         Cancellation: a checkpoint; the claim is released even if cancelled.
         """
         await trio.lowlevel.checkpoint()
-        _filelock.release(self._lock_path, lock)
+        self._release(lock)
 
     async def delete_thread(self, thread: str) -> None:
         """Delete every record of *thread*, in every namespace, in one transaction.
@@ -343,11 +368,11 @@ class SqliteCheckpointer:
         """
 
         def work(conn: sqlite3.Connection) -> None:
-            lock = _filelock.acquire(self._lock_path, thread)
+            lock = self._acquire(thread)
             try:
                 conn.execute("DELETE FROM trigraph_checkpoints WHERE thread=?", (thread,))
             finally:
-                _filelock.release(self._lock_path, lock)
+                self._release(lock)
 
         await self._run(work)
 
@@ -383,16 +408,22 @@ class SqliteCheckpointer:
     async def aclose(self) -> None:
         """Close the connection; later calls raise ``RuntimeError``.
 
-        Cancellation: a checkpoint; the connection is closed even if cancelled.
+        Cancellation: a checkpoint; the connection is closed even if cancelled
+        (shielded: the close waits for a job under way).
         """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True  # no job is submitted after this one
 
         def work() -> None:
-            self._closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
         try:
-            await self._worker.run(work)
+            with trio.CancelScope(shield=True):
+                await self._worker.run(work)
         finally:
             self._worker.stop()
+        await trio.lowlevel.checkpoint_if_cancelled()

@@ -16,6 +16,7 @@ carries the token of the run that submitted it.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -38,8 +39,10 @@ class WorkerThread:
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._pid = 0
         self._start = threading.Lock()
 
+    @trio.lowlevel.enable_ki_protection  # a job queued is always waited for
     async def run(self, fn: Callable[[], T]) -> T:
         """Run *fn* in the worker thread and return its result (or raise its error).
 
@@ -47,6 +50,10 @@ class WorkerThread:
           A checkpoint: an already cancelled caller submits nothing. Once
           submitted, the job runs to completion; a cancellation arriving
           meanwhile is delivered after it, at the caller's next checkpoint.
+
+        Raises:
+          RuntimeError: used in a process forked after the thread started (the
+            thread, and the resource it serves, stayed in the parent).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._thread is None:
@@ -54,7 +61,11 @@ class WorkerThread:
                 if self._thread is None:
                     thread = threading.Thread(target=self._main, name=self._name, daemon=True)
                     thread.start()
-                    self._thread = thread
+                    self._thread, self._pid = thread, os.getpid()
+        if self._pid != os.getpid():
+            raise RuntimeError(
+                f"{self._name} was opened before this process forked; open a new one here"
+            )
         self._jobs.put(
             (fn, trio.lowlevel.current_task(), trio.lowlevel.current_trio_token())
         )
@@ -78,3 +89,6 @@ class WorkerThread:
             fn, task, token = job
             result = outcome.capture(fn)
             token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+            # Hold nothing of the job while idle: an owner nobody closed can then
+            # be collected, and its finalizer stops this thread.
+            del job, fn, task, token, result

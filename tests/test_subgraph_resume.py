@@ -222,3 +222,20 @@ async def test_a_fork_that_answers_a_subgraph_can_be_answered_again(cp: Checkpoi
     after = {r.id: r for r in await cp.history("t", "sub:1.0")}
     assert all(after[r.id] == r for r in original)
 
+
+async def test_pruning_does_not_change_what_a_resumed_subgraph_contributes(
+    cp: Checkpointer,
+) -> None:
+    failing = True
+
+    async def behave(name: str) -> None:
+        if name == "s3" and failing:
+            raise RuntimeError("s3 failed")
+
+    graph = parent_of(chain(["s1", "s2", "s3"], behave), cp, behave)
+    with pytest.raises(RuntimeError):
+        await graph.ainvoke({"log": []}, thread="t")
+    await cp.prune("t", keep=1)
+    failing = False
+    assert await graph.ainvoke(None, thread="t") == EXPECTED
+

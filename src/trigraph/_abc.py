@@ -115,8 +115,9 @@ class Checkpointer(Protocol):
       namespace; ``ThreadBusyError`` if a run holds it.
     - ``prune(thread, *, keep)``: in each namespace of the thread, remove the
       records older than the latest *keep* (by write order) that those
-      records do not need (their ancestors back to a snapshot); return how
-      many records were removed. ``get`` of the latest record, ``chain`` of
+      records do not need (their ancestors back to a snapshot; in a
+      subgraph's namespace, all their ancestors); return how many records
+      were removed. :func:`prunable` computes it. ``get`` of the latest record, ``chain`` of
       every kept record, and therefore ``get_state`` and resuming, are
       unchanged by it.
     - ``aclose()``: release resources; the checkpointer is unusable after.
@@ -190,13 +191,17 @@ class Serializer(Protocol):
     def loads(self, data: bytes) -> Any: ...
 
 
-def prunable(records: Iterable[tuple[str, str | None, bool]], keep: int) -> set[str]:
-    """The records ``prune(thread, keep=...)`` removes from one namespace.
+def prunable(
+    records: Iterable[tuple[str, str | None, bool]], keep: int, *, ns: str = ""
+) -> set[str]:
+    """The records ``prune(thread, keep=...)`` removes from namespace *ns*.
 
     *records* are ``(id, parent_id, has_snapshot)`` in write order, oldest
     first. The latest *keep* records stay, and so does every record one of
     them needs to be read: its ancestors back to the first one with a
-    snapshot (or with no parent left). Everything else is returned.
+    snapshot (or with no parent left); in a subgraph's namespace (*ns* not
+    ``""``) all of its ancestors, since a subgraph resumed part-way replays
+    what it wrote from its first record. Everything else is returned.
 
     A helper for implementers of :class:`Checkpointer`, so that every store
     prunes alike.
@@ -210,6 +215,8 @@ def prunable(records: Iterable[tuple[str, str | None, bool]], keep: int) -> set[
       >>> sorted(prunable(rows, keep=2))    # d has a snapshot: e and d need nothing older
       ['a', 'b', 'c']
       >>> sorted(prunable(rows, keep=3))    # c needs b, which needs a
+      []
+      >>> sorted(prunable(rows, keep=1, ns="sub:1.0"))   # a subgraph keeps its whole chain
       []
 
     .. versionadded:: 0.2
@@ -225,6 +232,6 @@ def prunable(records: Iterable[tuple[str, str | None, bool]], keep: int) -> set[
         while current is not None and current not in needed and current in parents:
             needed.add(current)
             parent, snap = parents[current]
-            current = None if snap else parent
+            current = None if snap and not ns else parent
     return {rid for rid, _, _ in rows if rid not in needed}
 

@@ -168,7 +168,7 @@ class MemoryCheckpointer:
             if key[0] != thread:
                 continue
             rows = [(r.id, r.parent_id, r.snapshot is not None) for r in records.values()]
-            for rid in prunable(rows, keep):
+            for rid in prunable(rows, keep, ns=key[1]):
                 del records[rid]
                 removed += 1
         return removed

@@ -393,7 +393,9 @@ class SqliteCheckpointer:
             by_ns: dict[str, list[tuple[str, str | None, bool]]] = {}
             for ns, rid, parent, snap in rows:
                 by_ns.setdefault(ns, []).append((rid, parent, bool(snap)))
-            doomed = [(ns, rid) for ns, recs in by_ns.items() for rid in prunable(recs, keep)]
+            doomed = [
+                (ns, rid) for ns, recs in by_ns.items() for rid in prunable(recs, keep, ns=ns)
+            ]
             if doomed:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(

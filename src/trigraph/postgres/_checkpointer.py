@@ -364,7 +364,9 @@ class PostgresCheckpointer:
             by_ns: dict[str, list[tuple[str, str | None, bool]]] = {}
             for ns, rid, parent, snap in conn.execute(self._sql.prune_rows, (thread,)):
                 by_ns.setdefault(ns, []).append((rid, parent, bool(snap)))
-            doomed = [(ns, rid) for ns, recs in by_ns.items() for rid in prunable(recs, keep)]
+            doomed = [
+                (ns, rid) for ns, recs in by_ns.items() for rid in prunable(recs, keep, ns=ns)
+            ]
             if doomed:
                 conn.execute(
                     self._sql.prune_delete,

@@ -3,12 +3,15 @@ naming the node or edge at fault."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pytest
 
 from trigraph import END, START, Command, GraphValidationError, StateGraph
+
+T = TypeVar("T")
 
 
 async def noop(state: dict[str, Any]) -> None:
@@ -234,3 +237,59 @@ def test_validation_never_calls_nodes_or_routers() -> None:
     g.add_conditional_edges("a", router, [END])
     g.compile()
     assert calls == []
+
+
+try:
+    from typing_extensions import TypeAliasType
+except ImportError:  # pragma: no cover
+    TypeAliasType = None
+
+Route = TypeAliasType("Route", Command[Literal["b"]]) if TypeAliasType else None
+
+
+async def aliased(state: dict[str, Any]) -> Route:  # type: ignore[valid-type]
+    return Command(goto="b")
+
+
+async def optional(state: dict[str, Any]) -> Route | None:  # type: ignore[valid-type]
+    return None
+
+
+class Router:
+    async def __call__(self, state: dict[str, Any]) -> Command[Literal["b"]]:
+        return Command(goto="b")
+
+
+async def with_extra(state: dict[str, Any], extra: int) -> Command[Literal["b"]]:
+    return Command(goto="b")
+
+
+@pytest.mark.skipif(TypeAliasType is None, reason="needs typing_extensions")
+@pytest.mark.parametrize(
+    "node",
+    [aliased, optional, Router(), functools.partial(functools.partial(with_extra, extra=1))],
+    ids=["alias", "optional alias", "callable object", "partial"],
+)
+def test_annotations_found_in_real_code_are_read(node: Any) -> None:
+    g = StateGraph(dict).add_node("a", node).add_node("b", noop).add_edge(START, "a")
+    assert "    a -.-> b" in g.compile().to_mermaid().splitlines()
+    g.add_node("island", noop)
+    with pytest.raises(GraphValidationError, match="'island'"):
+        g.compile()
+
+
+async def returns_a_typevar(state: dict[str, Any]) -> T:  # type: ignore[type-var]
+    return Command(goto="b")  # type: ignore[return-value]
+
+
+async def parameter_only_for_the_checker(state: OnlyForTheChecker) -> Command[Literal["b"]]:  # type: ignore[name-defined]  # noqa: F821
+    return Command(goto="b")
+
+
+def test_an_unknown_annotation_may_go_anywhere_and_parameters_do_not_matter() -> None:
+    g = StateGraph(dict).add_node("a", returns_a_typevar).add_node("b", noop).add_edge(START, "a")
+    assert g.compile().nodes == ("a", "b")
+    g2 = StateGraph(dict).add_node("a", parameter_only_for_the_checker).add_node("b", noop)
+    g2.add_edge(START, "a")
+    assert "    a -.-> b" in g2.compile().to_mermaid().splitlines()
+

@@ -46,13 +46,22 @@ def node_kind(fn: Any) -> Kind:
         return "graph"
     if not callable(fn):
         raise GraphValidationError(f"a node must be callable or a compiled graph, not {fn!r}")
-    call = fn if inspect.isroutine(fn) or isinstance(fn, type) else type(fn).__call__
-    target = inspect.unwrap(call)
+    target = _target(fn)
     if inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(fn):
         return "agen"
     if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
         return "async"
     return "sync"
+
+
+def _target(fn: Any) -> Any:
+    """The function whose kind and annotations describe the callable *fn*: a
+    partial's function, a callable object's ``__call__``, unwrapped."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if not (inspect.isroutine(fn) or isinstance(fn, type)):
+        fn = type(fn).__call__
+    return inspect.unwrap(fn)
 
 
 _AGEN_ORIGINS = (
@@ -69,16 +78,20 @@ def goto_targets(fn: Any, kind: Kind) -> tuple[str, ...] | None:
     ``Command``, or an annotation that cannot be resolved)."""
     if kind == "graph":
         return ()
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    if not inspect.isroutine(target):
-        target = getattr(type(target), "__call__", None)  # noqa: B004 - callable objects
+    target = _target(fn)
     try:
-        hints = typing.get_type_hints(target)
+        raw = inspect.get_annotations(target)
+    except TypeError:  # not something with annotations
+        return None
+    if "return" not in raw:
+        return None
+    try:  # only the return annotation: a parameter's may name TYPE_CHECKING imports
+        annotation = typing.get_type_hints(
+            types.SimpleNamespace(__annotations__={"return": raw["return"]}),
+            globalns=getattr(target, "__globals__", None),
+        )["return"]
     except Exception:  # an annotation that does not resolve: assume the worst
         return None
-    if "return" not in hints:
-        return None
-    annotation = hints["return"]
     if kind == "agen":
         if get_origin(annotation) not in _AGEN_ORIGINS or not get_args(annotation):
             return None
@@ -87,8 +100,12 @@ def goto_targets(fn: Any, kind: Kind) -> tuple[str, ...] | None:
 
 
 def _command_targets(annotation: Any) -> tuple[str, ...] | None:
+    while type(annotation).__name__ == "TypeAliasType":  # `type Route = Command[...]`
+        annotation = annotation.__value__
     if annotation is Any or annotation is object or annotation is Command:
         return None
+    if annotation in (None, type(None), typing.NoReturn, getattr(typing, "Never", None)):
+        return ()
     origin = get_origin(annotation)
     if origin is Command:
         (names,) = get_args(annotation)
@@ -103,7 +120,9 @@ def _command_targets(annotation: Any) -> tuple[str, ...] | None:
                 return None
             found.extend(targets)
         return tuple(dict.fromkeys(found))
-    return ()  # any other type is not a Command
+    if isinstance(annotation, type) or isinstance(origin, type):
+        return ()  # a class other than Command (dict, a TypedDict, dict[str, Any], ...)
+    return None  # a TypeVar, a NewType, anything else: it may be a Command
 
 
 @attrs.frozen(slots=True)

@@ -395,3 +395,7 @@ def test_api_key(server: Any) -> None:
             assert http.get(path).status_code == 401
         assert http.post("/assistants/search", json={},
                          headers={"x-api-key": SERVER_KEY}).status_code == 200
+        # The page's static files need no key (the page asks for it on a 401).
+        assert http.get("/", follow_redirects=True).status_code == 200
+        assert http.get("/ui/").headers["content-type"].startswith("text/html")
+        assert http.post("/ui/").status_code == 401

@@ -134,7 +134,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lines.append(f"trigraph serve: WARNING: no API key on {args.host}: anyone who "
                          "reaches this port can run these graphs")
         else:
-            lines.append("trigraph serve: every route but /ok needs the x-api-key header")
+            lines.append("trigraph serve: every API route needs the x-api-key header (the page at "
+                         "/ui asks for it)")
+        lines.append(f"trigraph serve: the page is at {url}/ui")
         print("\n".join(lines), file=sys.stderr, flush=True)
 
     async def main() -> int:

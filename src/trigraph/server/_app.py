@@ -1,8 +1,10 @@
 """The ASGI application: routes, the API key, body limits, CORS, errors, ``/ui``.
 
 Layers, outermost first: CORS (so a browser's preflight is answered before
-the key is asked for), the API key check (every path but ``/ok`` needs
-``x-api-key`` when a key is set; 401 otherwise, compared in constant time),
+the key is asked for), the API key check (every path but ``/ok`` and the
+page's own static files, ``GET /`` and ``GET /ui/...``, needs ``x-api-key``
+when a key is set; 401 otherwise, compared in constant time; the page holds
+no data and asks for the key when the API first answers 401),
 the body size limit (413 past ``max_body`` bytes, counted as the body
 arrives, so a lying ``Content-Length`` does not get past it), then the Starlette router.
 Errors become JSON ``{"detail": ...}``: 404 for an unknown thread or run,
@@ -40,15 +42,25 @@ log = logging.getLogger("trigraph.server")
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 
+def _public(scope: Scope) -> bool:
+    """``/ok``, and reading the page's static files (``/``, ``/ui``, ``/ui/...``)."""
+    path: str = scope["path"]
+    if path == "/ok":
+        return True
+    return scope["method"] in ("GET", "HEAD") and (
+        path in ("/", "/ui") or path.startswith("/ui/"))
+
+
 class _ApiKey:
-    """Refuse every request but ``/ok`` (and CORS preflights) without the key."""
+    """Refuse every request but ``/ok``, the page's static files (and CORS
+    preflights) without the key."""
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/ok":
+        if scope["type"] != "http" or _public(scope):
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-api-key", b"")
@@ -130,7 +142,8 @@ def create_app(
 
     Args:
       context: the store, graphs and checkpointer the routes use.
-      api_key: when set, every route but ``/ok`` needs it in ``x-api-key``.
+      api_key: when set, every route but ``/ok`` and the page's static
+        files needs it in ``x-api-key``.
       cors_origins: origins a browser may call the API from (``"*"``: any).
       max_body: the largest request body accepted, in bytes.
 

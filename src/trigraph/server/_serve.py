@@ -110,7 +110,8 @@ async def serve(
       host, port: where to listen (port 0: a free port, given to
         ``task_status.started``).
       workers: runs this process executes at once; 0 serves the API only.
-      api_key: when set, every route but ``/ok`` needs it in ``x-api-key``.
+      api_key: when set, every route but ``/ok`` and the page's static
+        files needs it in ``x-api-key``.
       cors_origins: browser origins allowed to call the API.
       max_body: the largest request body, in bytes.
       lease: seconds before a run of a dead worker is taken over.

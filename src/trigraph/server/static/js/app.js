@@ -40,13 +40,12 @@ class App {
     const assistants = await post("/assistants/search", { limit: 100, offset: 0 });
     const select = $("graph");
     select.replaceChildren(...assistants.map((a) => new Option(a.graph_id, a.graph_id)));
-    const info = await get("/info");
-    $("server").textContent = `trigraph ${info.version}`;
     const hash = new URLSearchParams(location.hash.slice(1));
     const want = hash.get("graph");
     const first = assistants.some((a) => a.graph_id === want) ? want : assistants[0] && assistants[0].graph_id;
     if (!first) throw new Error("the server serves no graph");
-    await this.selectGraph(first);
+    const [info] = await Promise.all([get("/info"), this.selectGraph(first)]);
+    $("server").textContent = `trigraph ${info.version}`;
     this.setTab(hash.get("tab") === "threads" ? "threads" : "run");
     if (hash.get("thread")) {
       this.run.setThread(hash.get("thread"));
@@ -54,6 +53,7 @@ class App {
     }
     if (this.tab === "threads") await this.threads.search();
     document.body.dataset.ready = "true";
+    performance.mark("trigraph-ready");
     await this.run.resume();
   }
 

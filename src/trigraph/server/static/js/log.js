@@ -6,11 +6,11 @@
 // entry. The model keeps the last MODEL_CAP entries (and counts them all), so
 // its snapshot fits in sessionStorage for a reload.
 
-import { preview } from "./json.js";
+import { pretty, preview } from "./json.js";
 
 export const MODES = ["debug", "updates", "custom", "messages-tuple"];
 const MODEL_CAP = 2000;
-const DOM_CAP = 400;
+const DOM_CAP = 300;
 
 export class RunModel {
   constructor() { this.reset(); }
@@ -148,7 +148,28 @@ export class LogView {
     this.log = log;
     this.hiddenNote = hidden;
     this.countsEl = counts;
+    this.model = null;
     this.clear();
+    log.addEventListener("click", (event) => {
+      const row = event.target.closest(".entry");
+      if (row && !getSelection().toString()) this.toggle(row);
+    });
+  }
+
+  // Show a row's whole value (pretty JSON), or its one-line preview again.
+  toggle(row) {
+    const seq = Number(row.dataset.seq);
+    const entry = this.model && this.model.entries.find((e) => e.seq === seq);
+    if (!entry || entry.kind === "message") return;
+    const open = row.classList.toggle("open");
+    row.querySelector(".data").textContent = open
+      ? (typeof entry.data === "string" ? entry.data : pretty(entry.data)) : this.text(entry);
+  }
+
+  text(entry) {
+    if (entry.kind === "update" && entry.data === null) return "(no change)";
+    return typeof entry.data === "string" && entry.kind !== "custom" && entry.kind !== "update"
+      ? entry.data : preview(entry.data);
   }
 
   clear() {
@@ -162,6 +183,7 @@ export class LogView {
     const row = document.createElement("div");
     row.className = `entry kind-${entry.kind}`;
     row.dataset.kind = entry.kind;
+    row.dataset.seq = entry.seq;
     const step = document.createElement("span");
     step.className = "step";
     step.textContent = entry.step === null || entry.kind === "step" ? "" : entry.step;
@@ -171,9 +193,7 @@ export class LogView {
     who.textContent = (entry.ns ? entry.ns.split(":")[0] + " › " : "") + (node || LABELS[entry.kind]);
     const text = document.createElement("span");
     text.className = "data";
-    text.textContent = entry.kind === "update" && entry.data === null ? "(no change)"
-      : typeof entry.data === "string" && entry.kind !== "custom" && entry.kind !== "update"
-        ? entry.data : preview(entry.data);
+    text.textContent = this.text(entry);
     row.append(step, who, text);
     this.elements.set(entry.seq, text);
     return row;
@@ -181,6 +201,7 @@ export class LogView {
 
   // Draw what changed in `model` since the last call.
   render(model) {
+    this.model = model;
     const { entries } = model;
     let first = entries.length;
     while (first > 0 && entries[first - 1].seq > this.lastSeq) first--;

@@ -118,6 +118,7 @@ export class RunView {
     this.status("starting", "starting…");
     $("start").disabled = true;
     $("cancel").disabled = false;
+    $("graph").disabled = true;
     this.app.paint();
   }
 
@@ -163,6 +164,7 @@ export class RunView {
     const ref = this.saved();
     $("start").disabled = false;
     $("cancel").disabled = true;
+    $("graph").disabled = false;
     sessionStorage.removeItem(SAVED);
     let paused = [];
     let status = "done";

@@ -60,6 +60,13 @@ export class SseParser {
   }
 }
 
+// A big chunk (the network may hand over hundreds of kilobytes at once) is
+// parsed a slice at a time, letting the browser draw and answer in between:
+// no slice takes more than a few milliseconds.
+const SLICE = 16 * 1024;
+const breathe = () => globalThis.scheduler && scheduler.yield ? scheduler.yield()
+  : new Promise((resolve) => setTimeout(resolve, 0));
+
 // Read an SSE response to its end, calling onEvent for each event.
 export async function readEvents(response, onEvent) {
   const parser = new SseParser(onEvent);
@@ -68,7 +75,14 @@ export async function readEvents(response, onEvent) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      parser.push(value);
+      if (value.length <= SLICE) {
+        parser.push(value);
+        continue;
+      }
+      for (let at = 0; at < value.length; at += SLICE) {
+        if (at) await breathe();
+        parser.push(value.slice(at, at + SLICE));
+      }
     }
   } finally {
     reader.releaseLock();

@@ -5,7 +5,8 @@
   conditional edge;
 - ``ask``: an ``interrupt()`` that asks a question;
 - ``agent``: ``create_agent`` with a tool that needs a person's approval;
-- ``ticks``: a node that streams *count* custom events, *delay* apart.
+- ``ticks``: a node that streams *count* custom events, *delay* apart (and
+  then fails, with *fail*).
 
 The token server runs in its own process (``python tests/ui_graphs.py``
 prints its address); ``trigraph serve`` finds it in ``TRIGRAPH_UI_LLM``.
@@ -115,6 +116,7 @@ agent = create_agent(model, [book_flight], approve={"book_flight"},
 class TickState(TypedDict, total=False):
     count: int
     delay: float
+    fail: bool
     total: int
 
 
@@ -125,6 +127,8 @@ async def tick(state: TickState) -> dict[str, Any]:
         await write({"n": i})
         if delay:
             await trio.sleep(delay)
+    if state.get("fail"):
+        raise ValueError("the tick node failed on purpose")
     return {"total": state.get("count", 10)}
 
 
@@ -152,7 +156,7 @@ def script(chat: dict[str, Any]) -> Script:
 async def _main() -> None:
     async with trio.open_nursery() as nursery:
         server = await nursery.start(lambda task_status: serve(
-            script=script, tokens_per_second=60.0, task_status=task_status))
+            script=script, tokens_per_second=40.0, task_status=task_status))
         print(f"token server on {server.base_url}", flush=True)
 
 

@@ -94,6 +94,7 @@ export class RunView {
     const graphId = this.app.graphId;
     if (threadId) this.setThread(threadId);
     this.begin();
+    let failure = null;
     try {
       if (!this.threadId) {
         const thread = await post("/threads", { graph_id: graphId });
@@ -105,8 +106,11 @@ export class RunView {
       if (checkpointId) body.checkpoint_id = checkpointId;
       this.save({ graphId, threadId: this.threadId, runId: null });
       await this.follow((stream) => stream.create(`/threads/${enc(this.threadId)}/runs/stream`, body));
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      failure = error;
     } finally {
-      await this.finish();
+      await this.finish(failure);
     }
   }
 
@@ -159,7 +163,9 @@ export class RunView {
 
   nodeStates() { return this.model.nodes; }
 
-  async finish() {
+  // The stream ended (or could not start: `failure`): say how the run ended,
+  // from the server's record of it, and show what it waits for, if anything.
+  async finish(failure = null) {
     if (this.unloading) return;
     const ref = this.saved();
     $("start").disabled = false;
@@ -173,7 +179,7 @@ export class RunView {
       const [run, state] = await Promise.all([
         this.model.runId ? get(`/threads/${enc(this.threadId)}/runs/${enc(this.model.runId)}`) : null,
         get(`/threads/${enc(this.threadId)}/state`),
-      ]);
+      ]).catch((error) => { failure ??= error; return [null, {}]; });
       const interrupts = (state.tasks || []).flatMap((t) => t.interrupts.map((i) => ({ ...i, node: t.name })));
       paused = interrupts.map((i) => i.node);
       if (run && run.status === "error") status = "error";
@@ -183,8 +189,15 @@ export class RunView {
       const last = this.model.entries.findLast((e) => e.kind === "error");
       if (status === "error" && last) detail = ` · ${last.data}`;
       if (run && !["success", "error", "interrupted"].includes(run.status)) status = run.status;
-      this.model.values = state.values;
-      this.model.valuesSeq = this.model.seq + 1;
+      if (state.values !== undefined) {
+        this.model.values = state.values;
+        this.model.valuesSeq = this.model.seq + 1;
+      }
+    }
+    if (failure) {
+      status = "error";
+      detail = ` · ${failure.message}`;
+      if (this.model.runId) detail += " (the run may go on: reload the page to pick its stream up)";
     }
     this.model.settle(paused);
     const words = { done: "done", error: "failed", cancelled: "cancelled", paused: "waiting for an answer" };
@@ -241,6 +254,7 @@ export class RunView {
       runId = runs[0].run_id;
     }
     this.begin();
+    let failure = null;
     if (ref.snapshot && ref.snapshot.runId === runId) this.model.restore(ref.snapshot);
     this.model.runId = runId;
     this.save({ graphId: ref.graphId, threadId: ref.threadId, runId });
@@ -250,8 +264,11 @@ export class RunView {
     this.render();
     try {
       await this.follow((stream) => stream.join(ref.threadId, runId, after));
+    } catch (error) {
+      if (error.name === "AbortError") return true;
+      failure = error;
     } finally {
-      await this.finish();
+      await this.finish(failure);
     }
     return true;
   }

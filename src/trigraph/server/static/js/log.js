@@ -11,6 +11,7 @@ import { pretty, preview } from "./json.js";
 export const MODES = ["debug", "updates", "custom", "messages-tuple"];
 const MODEL_CAP = 2000;
 const DOM_CAP = 300;
+const ROWS_PER_FRAME = 50;
 
 export class RunModel {
   constructor() { this.reset(); }
@@ -150,6 +151,9 @@ export class LogView {
     this.countsEl = counts;
     this.model = null;
     this.clear();
+    log.addEventListener("scroll", () => {
+      this.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    }, { passive: true });
     log.addEventListener("click", (event) => {
       const row = event.target.closest(".entry");
       if (row && !getSelection().toString()) this.toggle(row);
@@ -175,8 +179,9 @@ export class LogView {
   clear() {
     this.log.replaceChildren();
     this.lastSeq = 0;
-    this.elements = new Map(); // entry seq -> its text element (entries in the DOM only)
+    this.elements = new Map(); // entry seq -> its text element, for the rows in the DOM
     this.hiddenNote.hidden = true;
+    this.atBottom = true;
   }
 
   line(entry) {
@@ -199,40 +204,52 @@ export class LogView {
     return row;
   }
 
-  // Draw what changed in `model` since the last call.
+  // Draw what changed in `model` since the last call; answer whether there is
+  // more to draw (older rows to bring back after a flood) in the next frame.
+  //
+  // A frame adds at most ROWS_PER_FRAME rows: when more entries came, the log
+  // restarts from the newest ones, and once the flood is over it fills back
+  // up to DOM_CAP rows, ROWS_PER_FRAME older ones per frame.
   render(model) {
     this.model = model;
     const { entries } = model;
+    const log = this.log;
     let first = entries.length;
     while (first > 0 && entries[first - 1].seq > this.lastSeq) first--;
     const fresh = entries.length - first;
+    let more = false;
+    if (fresh > ROWS_PER_FRAME) {
+      this.elements = new Map();
+      log.replaceChildren(this.rows(entries, entries.length - ROWS_PER_FRAME, entries.length));
+    } else if (fresh) {
+      log.append(this.rows(entries, first, entries.length));
+      for (let extra = log.childElementCount - DOM_CAP; extra > 0; extra--) {
+        this.elements.delete(Number(log.firstElementChild.dataset.seq));
+        log.firstElementChild.remove();
+      }
+    } else if (log.childElementCount < DOM_CAP && log.firstElementChild) {
+      const oldest = entries.findIndex((e) => e.seq === Number(log.firstElementChild.dataset.seq));
+      const from = Math.max(0, oldest - ROWS_PER_FRAME, entries.length - DOM_CAP);
+      if (oldest > from) {
+        const height = this.atBottom ? 0 : log.scrollHeight;
+        log.prepend(this.rows(entries, from, oldest));
+        if (!this.atBottom) log.scrollTop += log.scrollHeight - height;
+        more = from > Math.max(0, entries.length - DOM_CAP);
+      }
+    }
     if (fresh) {
-      const log = this.log;
-      const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
-      const start = Math.max(first, entries.length - DOM_CAP);
-      const batch = document.createDocumentFragment();
-      for (let i = start; i < entries.length; i++) batch.append(this.line(entries[i]));
-      if (entries.length - start >= DOM_CAP) {
-        log.replaceChildren(batch);
-        this.elements = new Map([...this.elements].filter(([seq]) => seq >= entries[start].seq));
-      } else {
-        log.append(batch);
-        let extra = log.childElementCount - DOM_CAP;
-        while (extra-- > 0) log.firstElementChild.remove();
-      }
-      if (this.elements.size > DOM_CAP * 2) {
-        const keep = entries[Math.max(0, entries.length - DOM_CAP)].seq;
-        for (const seq of this.elements.keys()) if (seq < keep) this.elements.delete(seq);
-      }
       this.lastSeq = entries[entries.length - 1].seq;
-      if (stick) log.scrollTop = log.scrollHeight;
+      if (this.atBottom) log.scrollTop = log.scrollHeight;
     }
     for (const entry of model.dirty) {
       const text = this.elements.get(entry.seq);
       if (text) text.textContent = entry.data;
     }
     model.dirty.clear();
-    const hidden = model.dropped + Math.max(0, model.entries.length - DOM_CAP);
+    const oldest = log.firstElementChild ? Number(log.firstElementChild.dataset.seq) : Infinity;
+    let shown = 0;
+    for (let i = entries.length - 1; i >= 0 && entries[i].seq >= oldest; i--) shown++;
+    const hidden = model.dropped + entries.length - shown;
     this.hiddenNote.hidden = hidden === 0;
     this.hiddenNote.textContent = `${hidden} earlier entries are not shown (the log keeps the last ${DOM_CAP})`;
     for (const [name, value] of Object.entries(model.counts)) {
@@ -242,5 +259,12 @@ export class LogView {
     const step = this.countsEl.querySelector('[data-count="step"]');
     const s = model.step === null ? "–" : String(model.step);
     if (step.textContent !== s) step.textContent = s;
+    return more;
+  }
+
+  rows(entries, from, to) {
+    const batch = document.createDocumentFragment();
+    for (let i = from; i < to; i++) batch.append(this.line(entries[i]));
+    return batch;
   }
 }

@@ -36,6 +36,8 @@ export class RunView {
     $("new-thread").addEventListener("click", () => this.setThread(null));
     $("state-box").addEventListener("toggle", () => this.schedule());
     addEventListener("pagehide", () => this.persist());
+    // Back from the back-forward cache with its stream cut: start afresh (it resumes).
+    addEventListener("pageshow", (e) => { if (e.persisted && this.unloading) location.reload(); });
   }
 
   guard(promise) {
@@ -152,7 +154,7 @@ export class RunView {
   }
 
   render() {
-    this.view.render(this.model);
+    if (this.view.render(this.model)) this.schedule();
     const box = $("state-box");
     if (box.open && this.model.valuesSeq !== this.shownValues) {
       this.shownValues = this.model.valuesSeq;

@@ -236,6 +236,11 @@ def test_answers_an_interrupt_as_text_then_as_json(ui: Ui) -> None:
     assert page.locator("[data-node=ask].paused").count() == 1
     value = json.loads(page.inner_text("#interrupt .interrupt-value"))
     assert value == {"question": "Which colour?"}
+    # A paused thread shows its question again when the page is opened anew.
+    page.reload()
+    ui.ready()
+    ui.wait_status("paused")
+    assert page.locator("[data-node=ask].paused").count() == 1
     page.fill("#interrupt textarea.answer", "blue")
     assert page.inner_text("#interrupt .resume-preview") == 'resume value: "blue"'
     ui.shot("question")

@@ -47,14 +47,11 @@ class App {
     const [info] = await Promise.all([get("/info"), this.selectGraph(first)]);
     $("server").textContent = `trigraph ${info.version}`;
     this.setTab(hash.get("tab") === "threads" ? "threads" : "run");
-    if (hash.get("thread")) {
-      this.run.setThread(hash.get("thread"));
-      if (this.tab === "threads") await this.threads.open(hash.get("thread"));
-    }
-    if (this.tab === "threads") await this.threads.search();
+    const thread = hash.get("thread");
+    if (this.tab === "threads" && thread) await this.threads.open(thread);
     document.body.dataset.ready = "true";
     performance.mark("trigraph-ready");
-    await this.run.resume();
+    if (!(await this.run.resume()) && thread) await this.run.openThread(thread);
   }
 
   async selectGraph(graphId) {

@@ -119,9 +119,10 @@ export class InterruptView {
       const review = isReview(intr.value);
       const part = review ? reviewCard(intr.value) : freeCard();
       const value = h("pre", { class: "interrupt-value", text: pretty(intr.value) });
-      const who = intr.node ? `${intr.node} ` : "";
+      const who = intr.node || "interrupt";
       const section = h("section", { class: "interrupt", "data-interrupt": intr.id || "" },
-        h("h4", { text: review ? `${who}asks to approve ${intr.value.action_requests.length} tool call(s)` : `${who}asks` }),
+        h("h4", { text: review ? `${who}: approve ${intr.value.action_requests.length} tool call(s)?`
+          : `${who}: the value of interrupt()` }),
         review ? h("details", {}, h("summary", { text: "the interrupt's value" }), value) : value, part.card);
       this.box.append(section);
       answers.push([intr.id, part.answer]);

@@ -61,6 +61,28 @@ export class RunView {
     this.app.remember();
   }
 
+  // Continue `threadId` here: if it waits for an answer, show the question.
+  async openThread(threadId) {
+    if (this.stream) return;
+    this.setThread(threadId);
+    this.model.reset();
+    this.view.clear();
+    this.interrupts.hide();
+    const state = await get(`/threads/${enc(threadId)}/state`);
+    const interrupts = (state.tasks || []).flatMap((t) => t.interrupts.map((i) => ({ ...i, node: t.name })));
+    this.model.values = state.values;
+    this.model.valuesSeq = 1;
+    this.model.settle(interrupts.map((i) => i.node));
+    if (interrupts.length) {
+      this.interrupts.show(interrupts);
+      this.status("paused", "waiting for an answer");
+    } else {
+      this.status("idle", `thread at step ${state.metadata && state.metadata.step !== undefined ? state.metadata.step : "–"}`);
+    }
+    this.shownValues = -1;
+    this.render();
+  }
+
   // The input as a value, or undefined after showing what is wrong with it.
   validate() {
     const out = $("input-error");

@@ -59,8 +59,8 @@ export class ThreadsView {
     $("fork-form").addEventListener("submit", (e) => { e.preventDefault(); this.guard(this.fork()); });
     $("edit-form").addEventListener("submit", (e) => { e.preventDefault(); this.guard(this.edit()); });
     $("continue-thread").addEventListener("click", () => {
-      this.app.run.setThread(this.threadId);
       this.app.setTab("run");
+      this.guard(this.app.run.openThread(this.threadId));
     });
   }
 

@@ -15,12 +15,15 @@ Without Chromium (or Playwright) these tests skip, saying why; under CI
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +103,57 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[str
         os.kill(tokens.pid, signal.SIGTERM)
         tokens.wait(10)
         log.close()
+
+
+class CuttingProxy:
+    """A TCP proxy to *port* on 127.0.0.1 whose open connections can be cut at
+    once, as a dropped network cuts them (the browser reconnects through it)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._drop(source, sink)
+
+    def _drop(self, *conns: socket.socket) -> None:
+        for conn in conns:
+            with self.lock:
+                self.open.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def cut(self) -> None:
+        with self.lock:
+            conns = list(self.open)
+        self._drop(*conns)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
 
 
 def _read(path: Path) -> str:
@@ -369,6 +423,31 @@ def test_reload_mid_run_shows_every_event_once(ui: Ui) -> None:
     assert seen == list(range(80))
     assert ui.count("custom") == 80
     assert page.locator("[data-node=tick].done").count() == 1
+
+
+def test_a_cut_connection_resumes_after_the_last_event(browser: Any, site: str) -> None:
+    proxy = CuttingProxy(int(site.rsplit(":", 1)[1]))
+    try:
+        ui = Ui(browser, proxy.url, "cut_connection")
+        joins: list[str] = []
+        ui.page.on("request", lambda r: joins.append(r.headers.get("last-event-id", ""))
+                   if r.method == "GET" and "/stream" in r.url else None)
+        page = ui.open("ticks")
+        ui.start({"count": 80, "delay": 0.025})
+        page.wait_for_function(f"{CUSTOM} >= 25")
+        proxy.cut()  # the network drops the run's stream
+        ui.wait_status("done")
+        page.wait_for_function("document.querySelectorAll('#log .kind-custom').length >= 80")
+        seen = [json.loads(t)["n"] for t in page.locator(".kind-custom .data").all_text_contents()]
+        assert seen == list(range(80))
+        assert ui.count("custom") == 80
+        assert joins, "the page did not reconnect"
+        assert int(joins[0]) > 25  # after the last event it had
+        # The cut itself is reported by the browser; nothing else may be.
+        ui.allowed = [e for e in ui.errors if "net::ERR_" in e]
+        ui.close()
+    finally:
+        proxy.close()
 
 
 def test_cancels_a_run(ui: Ui) -> None:

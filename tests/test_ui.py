@@ -6,8 +6,10 @@ talks to ``trigraph.llm.testing``'s token server in a second subprocess.
 One server, one token server and one browser serve the whole module; each
 test gets a fresh browser context (a new tab: the API key is seeded in its
 sessionStorage, except in the test of the key itself). Any console error,
-page error, error banner or request to another origin fails the test. A
-screenshot of each scenario is kept in ``test-artifacts/ui/``.
+page error, error banner or request to another origin fails the test (the
+browser's own report of a 401, or of a connection a test cuts, is allowed
+only in that test). A screenshot of each scenario is kept in
+``test-artifacts/ui/``.
 
 Without Chromium (or Playwright) these tests skip, saying why; under CI
 (``CI=true``) they fail instead, so a CI machine without a browser cannot pass.

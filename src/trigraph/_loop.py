@@ -365,15 +365,15 @@ class Run:
         nursery = self._nursery
         assert nursery is not None
         self._tasks = tasks
-        todo = [t for t in tasks if not t.done]
+        todo = tasks if len(tasks) == 1 and not tasks[0].done else [t for t in tasks if not t.done]
         if len(todo) == 1 and INLINE_SINGLE_TASKS and todo[0].spec.kind != "sync":
-            # (A sync node's thread costs more than a task, and trio.from_thread
-            # callbacks run in the task that waits for it with the thread's context.)
             # A lone task runs in the loop's own task, under its own copy of the
             # context (as a child task would be): spawning and parking cost more
             # than the node itself in most steps. A checkpoint follows, so a
             # chain of nodes that never yield still lets other tasks run and
-            # still sees its cancellation at every step.
+            # still sees its cancellation at every step. (Not a sync node: its
+            # thread costs more than a task, and trio.from_thread callbacks run
+            # in the task that waits for the thread, with the thread's context.)
             self._running = 1
             await InContext(self._run_task(todo[0]), copy_context())
             if not self._errors:
@@ -386,7 +386,8 @@ class Run:
                 await self._wait_for_tasks()
         if self._errors:
             return False
-        interrupted = [t for t in tasks if t.interrupts]
+        lone = len(tasks) == 1
+        interrupted = [t for t in tasks if t.interrupts] if not lone or tasks[0].interrupts else ()
         if interrupted:
             if self.durable is not None:
                 await self.durable.save_pending(self, {t.id: t for t in tasks})

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from ._abc import Checkpointer, ThreadLock
-from ._util import collapse
+from ._util import open_unwrapped_nursery
 
 __all__ = ["RELEASE_TIMEOUT", "claim"]
 
@@ -39,21 +39,10 @@ async def claim(cp: Checkpointer, thread: str) -> AsyncIterator[ThreadLock]:
         if lock.ttl is None:
             yield lock
             return
-        failure: BaseException | None = None
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_renew, cp, lock)
-                try:
-                    yield lock
-                except Exception as exc:
-                    failure = exc  # re-raised below, not wrapped in an ExceptionGroup
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            failure = collapse(group)
-            if failure is group:
-                raise
-        if failure is not None:
-            raise failure
+        async with open_unwrapped_nursery() as nursery:
+            nursery.start_soon(_renew, cp, lock)
+            yield lock
+            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT):
             await cp.unlock_thread(lock)

@@ -40,7 +40,7 @@ from ._records import (
 from ._schema import MISSING
 from ._serde import default_serializer
 from ._types import Interrupt
-from ._util import collapse
+from ._util import open_unwrapped_nursery
 
 if TYPE_CHECKING:
     from ._compiled import Durability
@@ -343,29 +343,19 @@ class Durable:
         send, receive = trio.open_memory_channel[CheckpointRecord](1)
         self._queue = send
         self._drained = trio.Event()
-        failure: BaseException | None = None
         # The writer's scope is made here and the writer is started with
         # start_soon, so that no cancellation can leave a shielded writer
         # running with nobody to close its queue.
         writer = trio.CancelScope(shield=True)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, receive, writer)
-                try:
-                    yield
-                except Exception as exc:
-                    failure = exc  # re-raised below, not wrapped in an ExceptionGroup
-                finally:
-                    with trio.CancelScope(shield=True):
-                        with trio.move_on_after(_FLUSH_TIMEOUT):
-                            await self._drain()
-                        writer.cancel()  # only matters if the drain timed out
-        except BaseExceptionGroup as group:
-            failure = collapse(group)
-            if failure is group:
-                raise
-        if failure is not None:
-            raise failure
+        async with open_unwrapped_nursery() as nursery:
+            nursery.start_soon(self._writer, receive, writer)
+            try:
+                yield
+            finally:
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(_FLUSH_TIMEOUT):
+                        await self._drain()
+                    writer.cancel()  # only matters if the drain timed out
 
     async def _writer(
         self, receive: trio.MemoryReceiveChannel[CheckpointRecord], scope: trio.CancelScope

@@ -30,7 +30,7 @@ from ._exceptions import GraphRecursionError, GraphValidationError
 from ._merge import Writes, apply_writes
 from ._node import as_sequence, call_node, read_result
 from ._types import END, Interrupt, Send
-from ._util import InContext, Sentinel, collapse
+from ._util import InContext, Sentinel, open_unwrapped_nursery
 
 if TYPE_CHECKING:
     from ._durable import Durable
@@ -245,9 +245,10 @@ class Run:
         All node tasks of the run are children of one nursery owned by this
         call; a step waits until its last task has finished.
         """
-        failure: BaseException | None = None
         try:
-            async with trio.open_nursery() as nursery:
+            # The loop's own errors, like the nodes' errors, reach the caller as
+            # themselves, not wrapped in an ExceptionGroup.
+            async with open_unwrapped_nursery() as nursery:
                 self._nursery = nursery
                 if _in_main_task():
                     # Trio raises KeyboardInterrupt in its main task. The loop (and
@@ -255,22 +256,9 @@ class Run:
                     # child tasks do, so in the main task it is a child task itself.
                     nursery.start_soon(self._steps, plans, done, started)
                 else:
-                    try:
-                        await self._steps(plans, done, started)
-                    except Exception as exc:
-                        # Raised below, outside the nursery, so that it is not wrapped
-                        # in an ExceptionGroup: the loop's own errors reach the caller
-                        # as themselves, like the nodes' errors do.
-                        failure = exc
-                        nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            failure = collapse(group)
-            if failure is group:
-                raise
+                    await self._steps(plans, done, started)
         finally:
             self._nursery = None
-        if failure is not None:
-            raise failure
         if self._errors:
             # Outside the nursery, whose cancellation stopped the siblings: keep
             # the finished tasks' writes so that a resume does not re-run them.

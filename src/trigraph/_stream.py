@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._events import Event
-from ._util import collapse
+from ._util import open_unwrapped_nursery
 
 if TYPE_CHECKING:
     from ._compiled import CompiledGraph
@@ -33,24 +33,15 @@ async def open_stream(
     options: dict[str, Any],
 ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
     send, receive = trio.open_memory_channel[Event](buffer)
-    failure: BaseException | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_run, graph, input, send, modes, options)
-            try:
-                yield receive
-            finally:
-                # Cancel before closing: a node blocked on a full buffer must see
-                # its run cancelled, not a BrokenResourceError from the close.
-                nursery.cancel_scope.cancel()
-                receive.close()
-    except BaseExceptionGroup as group:
-        failure = collapse(group)
-        if failure is group:
-            raise
-    if failure is not None:
-        # Raised outside the except block, so the group is not chained as context.
-        raise failure
+    async with open_unwrapped_nursery() as nursery:
+        nursery.start_soon(_run, graph, input, send, modes, options)
+        try:
+            yield receive
+        finally:
+            # Cancel before closing: a node blocked on a full buffer must see
+            # its run cancelled, not a BrokenResourceError from the close.
+            nursery.cancel_scope.cancel()
+            receive.close()
 
 
 async def _run(

@@ -8,7 +8,8 @@ Every helper is sync and side-effect free.
 from __future__ import annotations
 
 from abc import ABCMeta
-from collections.abc import Coroutine, Generator
+from collections.abc import AsyncIterator, Coroutine, Generator
+from contextlib import asynccontextmanager
 from contextvars import Context
 from typing import Any, Generic, NoReturn, TypeVar, final
 
@@ -21,6 +22,7 @@ __all__ = [
     "collapse",
     "final",
     "fixup_module_metadata",
+    "open_unwrapped_nursery",
 ]
 
 T = TypeVar("T")
@@ -154,3 +156,33 @@ def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     if len(real) == 1:
         return real[0]
     return group
+
+
+@asynccontextmanager
+async def open_unwrapped_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery whose errors reach the caller as themselves.
+
+    For a context manager's own tasks (a lease renewer, a checkpoint writer,
+    a run behind a stream): if the body raises, the nursery's tasks are
+    cancelled; the body's error, or one task's, is raised as itself, never in
+    an ``ExceptionGroup`` (several real errors stay a group; see
+    :func:`collapse`).
+
+    Cancellation:
+      Leaving waits for the tasks, like any nursery.
+    """
+    failure: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                yield nursery
+            except Exception as exc:
+                failure = exc  # raised below, outside the nursery's group
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        failure = collapse(group)
+        if failure is group:
+            raise
+    if failure is not None:
+        raise failure
+

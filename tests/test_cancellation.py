@@ -594,8 +594,8 @@ async def test_unset_stop_event_does_not_stop_the_run() -> None:
     assert await g.compile().ainvoke({}, stop=stop) == {"log": ["a", "a"]}
 
 
-async def test_stream_writer_is_a_checkpoint_even_without_custom_mode() -> None:
-    written: list[int] = []
+def chatty_beside_a_failure(written: list[int]) -> CompiledGraph:
+    """A node writing 10,000 custom events beside one that fails at once."""
 
     async def chatty(state: Log) -> None:
         write = get_stream_writer()
@@ -610,8 +610,13 @@ async def test_stream_writer_is_a_checkpoint_even_without_custom_mode() -> None:
     g = StateGraph(Log).add_node(chatty).add_node(failing)
     g.add_edge(START, "chatty").add_edge(START, "failing")
     g.add_edge("chatty", END).add_edge("failing", END)
+    return g.compile()
+
+
+async def test_stream_writer_is_a_checkpoint_even_without_custom_mode() -> None:
+    written: list[int] = []
     with pytest.raises(KeyError):
-        await g.compile().ainvoke({})
+        await chatty_beside_a_failure(written).ainvoke({})
     # The sibling's failure cancels chatty at its next write, long before the end.
     assert 0 < len(written) < 100
 
@@ -620,23 +625,10 @@ async def test_a_streaming_writer_is_cancelled_within_a_buffer_of_writes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     written: list[int] = []
-
-    async def chatty(state: Log) -> None:
-        write = get_stream_writer()
-        for i in range(10_000):
-            written.append(i)
-            await write(i)
-
-    async def failing(state: Log) -> None:
-        await trio.lowlevel.checkpoint()
-        raise KeyError("stop the run")
-
-    g = StateGraph(Log).add_node(chatty).add_node(failing)
-    g.add_edge(START, "chatty").add_edge(START, "failing")
-    g.add_edge("chatty", END).add_edge("failing", END)
+    graph = chatty_beside_a_failure(written)
 
     async def slow_reader() -> None:
-        async with g.compile().stream({}, modes="custom", buffer=16) as events:
+        async with graph.stream({}, modes="custom", buffer=16) as events:
             async for _ in events:
                 await trio.sleep(0.001)  # the buffer fills
 

@@ -88,7 +88,9 @@ async def _keep(out: list[Any], call: Any) -> None:
 
 
 @pytest.mark.parametrize("how", ["error", "cancel", "timeout"])
-async def test_the_claim_is_released_however_a_run_ends(cp: Checkpointer, how: str) -> None:
+async def test_the_claim_is_released_however_a_run_ends(
+    cp: Checkpointer, how: str, autojump_clock: trio.testing.MockClock
+) -> None:
     g = StateGraph(S)
 
     async def boom(state: S) -> dict[str, Any]:

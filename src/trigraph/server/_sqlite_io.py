@@ -1,9 +1,9 @@
 """The SQLite run store's plumbing: its database threads, and the write lock
 it shares with the checkpointer of the same file.
 
-A :class:`_DbThread` runs one connection's calls, in order, in one
-long-lived thread (cheaper than a ``trio.to_thread`` hop per call, which
-finds and names a thread each time). :class:`LockedCheckpointer` makes a
+Each connection's calls run, in order, in one long-lived thread (the
+engine's ``WorkerThread``: cheaper than a ``trio.to_thread`` hop per call,
+which finds and names a thread each time). :class:`LockedCheckpointer` makes a
 checkpointer's writes take the store's write lock, so the two connections
 of one process never meet in SQLite's busy handler, which sleeps in steps
 of milliseconds.
@@ -11,73 +11,11 @@ of milliseconds.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-import outcome
 import trio
 
 from trigraph.abc import Checkpointer, CheckpointRecord, ThreadLock
 
-__all__ = ["LockedCheckpointer", "_DbThread"]
-
-T = TypeVar("T")
-
-
-class _DbThread:
-    """One long-lived thread running the store's calls one after the other.
-
-    Cheaper than a ``trio.to_thread`` hop per call (no thread to find or
-    name each time), and the calls keep their order. Like ``to_thread`` with
-    ``abandon_on_cancel=False``: a call that has started is waited for, so
-    a write is never left half-known.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def _loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, deliver = job
-            deliver(outcome.capture(fn))
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run *fn* in the thread. Cancellation: a checkpoint before *fn*
-        starts; once it has started, it is waited for (shielded)."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="trigraph run store",
-                                            daemon=True)
-            self._thread.start()
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        box: list[outcome.Outcome[T]] = []
-
-        def deliver(result: outcome.Outcome[T]) -> None:
-            def finish() -> None:
-                box.append(result)
-                done.set()
-
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(finish)
-
-        self._jobs.put((fn, deliver))
-        with trio.CancelScope(shield=True):
-            await done.wait()
-        return box[0].unwrap()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread = None
-
+__all__ = ["LockedCheckpointer"]
 
 class LockedCheckpointer:
     """*inner* (a checkpointer on the store's file) with its writes taken under

@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import orjson
 import trio
 
-from ._sqlite_io import LockedCheckpointer as LockedCheckpointer, _DbThread
+from .._worker import WorkerThread
+from ._sqlite_io import LockedCheckpointer as LockedCheckpointer
 from ._store import (
     ACTIVE,
     Busy,
@@ -148,9 +149,9 @@ class SqliteStore:
         self.hub = Hub()
         self.poll = poll
         self._conn: sqlite3.Connection | None = None
-        self._thread = _DbThread()
+        self._thread = WorkerThread(f"run store {self.path.name} (writes)")
         self._reader: sqlite3.Connection | None = None
-        self._reading = _DbThread()
+        self._reading = WorkerThread(f"run store {self.path.name} (reads)")
         """Reads run on a connection and thread of their own: a reader (a
         stream, a wait) never queues behind a big write (WAL lets both go)."""
         self._closed = False
@@ -204,9 +205,9 @@ class SqliteStore:
             return out
 
         if not write:
-            return await self._reading.call(read)
+            return await self._reading.run(read)
         async with self.write_lock:
-            return await self._thread.call(work)
+            return await self._thread.run(work)
 
     async def aclose(self) -> None:
         def work() -> None:
@@ -221,8 +222,8 @@ class SqliteStore:
                 self._reader = None
 
         with trio.CancelScope(shield=True):
-            await self._reading.call(close_reader)
-            await self._thread.call(work)
+            await self._reading.run(close_reader)
+            await self._thread.run(work)
         self._reading.stop()
         self._thread.stop()
 
